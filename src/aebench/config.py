@@ -1,0 +1,152 @@
+"""Typed params: every key of params.yaml is validated; unknown keys are refused.
+
+params.yaml layout
+------------------
+    datasets: [digits, lines, shapes]     # the DVC matrix iterates these two lists
+    models: [ae, vae]
+    data:      seed, split fractions, mirror, per-dataset sizes (DataConfig)
+    train:     the one training loop's settings (TrainConfig)
+    evaluate:  the evaluator's settings (EvalConfig)
+    model:     one section per named model; `type` picks the implementation (defaults to
+               the section's name), the other keys are that type's config class fields, and
+               an optional `train:` mapping overrides the global train settings for it.
+
+Named variants let one implementation run twice with different settings, e.g.
+`betavae: {type: vae, beta: 4.0}`. Errors name the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aebench.errors import UserError
+
+
+class Strict(BaseModel):
+    """Base for every config: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetOptions(Strict):
+    n: int = Field(10000, gt=0, description="samples to generate (generated datasets only)")
+    mirror: Optional[str] = Field(None, description="folder or http(s) URL holding this dataset's files")
+    group_factor: Optional[str] = Field(None, description="factor column used as `group` (default: the label)")
+
+
+class DataConfig(Strict):
+    seed: int = 0
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    mirror: Optional[str] = Field(None, description="folder or URL with one sub-folder per real dataset (mnist/, ...)")
+    balance_tolerance: float = Field(0.5, gt=0, le=1)
+    options: dict[str, DatasetOptions] = Field(default_factory=dict)
+
+    def options_for(self, dataset: str) -> DatasetOptions:
+        return self.options.get(dataset, DatasetOptions())
+
+    def mirror_for(self, dataset: str) -> Optional[str]:
+        """The dataset's own mirror, else `<data.mirror>/<dataset>`, else None (the official sources)."""
+        own = self.options_for(dataset).mirror
+        if own or not self.mirror:
+            return own
+        return self.mirror.rstrip("/") + "/" + dataset
+
+
+class TrainConfig(Strict):
+    seed: int = 0
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    max_steps_per_epoch: Optional[int] = Field(None, gt=0, description="cap on batches per epoch (budget)")
+    patience: int = Field(5, ge=1, description="early stop after this many epochs without a better val loss")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    num_threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
+    log_every: int = Field(50, gt=0, description="log step metrics to MLflow every N steps")
+
+
+class EvalConfig(Strict):
+    knn_k: int = Field(5, gt=0)
+    max_train_codes: int = Field(20000, gt=0, description="train codes used as kNN/probe reference")
+    figure_examples: int = Field(8, gt=0)
+    seed: int = 0
+
+
+class ModelSection(Strict):
+    """The raw form of a `model.<name>` section before its type's config class checks it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: Optional[str] = None
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
+class Params(Strict):
+    datasets: list[str] = Field(min_length=1)
+    models: list[str] = Field(min_length=1)
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvalConfig = EvalConfig()
+    model: dict[str, ModelSection] = Field(default_factory=dict)
+
+    @field_validator("datasets", "models")
+    @classmethod
+    def _unique(cls, names: list[str]) -> list[str]:
+        if len(set(names)) != len(names):
+            raise ValueError(f"names must be unique, got {names}")
+        return names
+
+
+def _format_error(path: Path, err: ValidationError, prefix: str = "") -> str:
+    first = err.errors()[0]
+    key = prefix + ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{path}: unknown key `{key}`: remove it or check its spelling"
+    return f"{path}: `{key}`: {first['msg']} (got {first.get('input')!r})"
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} not found: run from the repository root or set AEBENCH_ROOT")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(_format_error(path, exc)) from None
+    for name in params.models:  # resolving checks the type and every model key
+        resolve_model(params, name, path)
+    return params
+
+
+def resolve_model(params: Params, name: str, path: Path | str = "params.yaml"):
+    """The validated config of model `name` and its effective TrainConfig.
+
+    Returns (model_type, config, train_config); errors name `model.<name>.<key>`.
+    """
+    from aebench.models import config_class, known_types
+
+    section = params.model.get(name, ModelSection())
+    model_type = section.type or name
+    try:
+        cls = config_class(model_type)
+    except KeyError:
+        raise UserError(
+            f"{path}: model `{name}` has unknown type `{model_type}`; known types: {', '.join(known_types())}"
+            f" (add a `model.{name}.type` key or fix `models`)"
+        ) from None
+    try:
+        config = cls.model_validate(dict(section.model_extra or {}))
+    except ValidationError as exc:
+        raise UserError(_format_error(path, exc, prefix=f"model.{name}.")) from None
+    try:
+        train = TrainConfig.model_validate({**params.train.model_dump(), **section.train})
+    except ValidationError as exc:
+        raise UserError(_format_error(path, exc, prefix=f"model.{name}.train.")) from None
+    return model_type, config, train

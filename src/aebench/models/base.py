@@ -1,0 +1,132 @@
+"""The model contract every autoencoder implements; the trainer and evaluator use nothing else.
+
+A model is an `nn.Module` built from its config (its params.yaml section) and the data's
+`DataInfo`. It must provide:
+- `encode(x) -> Tensor[B, d]`: the deterministic representation (posterior mean).
+- `decode(z) -> Tensor`: back to data space (pixel intensities in [0, 1] for images).
+- `loss(batch, step) -> dict[str, Tensor]`: key `loss` plus named terms, logged as-is.
+Optional, with defaults here:
+- `optimizers(lr)` and `train_step(batch, optimizers, step)` for models with critics or
+  several optimisers; the default is one Adam step on `loss`.
+- `sample(n, generator)`: draws from the model's generative process (None if it has none).
+- `neg_elbo(x)`: per-datum negative ELBO in nats, for models with a likelihood.
+- `on_epoch_start(epoch, train_x)`: a hook for models with per-epoch state.
+State that must survive a checkpoint lives in parameters or buffers.
+
+A batch is a dict of tensors on the model's device: `x` (float; images in [0, 1]), `label`,
+`group`, `index` (row ids of the split).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import asdict, dataclass
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from aebench.config import Strict
+from aebench.nets import Arch
+
+
+class ModelConfig(Strict):
+    """Fields every model shares; a model's config class adds its own."""
+
+    latent_dim: int = Field(16, gt=0, description="size of the representation")
+    arch: Literal["auto", "conv", "mlp"] = "auto"
+    width: int = Field(32, gt=0, description="first conv layer's channels; MLP hidden units = 8 x width")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model may know about its data: enough to size its nets and likelihood."""
+
+    shape: tuple[int, ...]  # (C, H, W) for images, (D,) for vectors
+    kind: str  # "image" or "vector"
+    n_classes: int
+    n_train: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DataInfo":
+        return cls(shape=tuple(data["shape"]), kind=data["kind"], n_classes=int(data["n_classes"]), n_train=int(data["n_train"]))
+
+
+class Likelihood(nn.Module):
+    """p(x | z) from decoder outputs: Bernoulli on pixel intensities for images (the usual
+    choice for MNIST-like data, in nats), Gaussian with a learned global scale for vectors."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        if kind == "vector":
+            self.log_sigma = nn.Parameter(torch.zeros(()))
+
+    def mean(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(out) if self.kind == "image" else out
+
+    def nll(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-datum negative log-likelihood in nats, summed over dimensions."""
+        if self.kind == "image":
+            return F.binary_cross_entropy_with_logits(out, x, reduction="none").flatten(1).sum(1)
+        var = torch.exp(2 * self.log_sigma)
+        per_dim = 0.5 * ((x - out) ** 2 / var + 2 * self.log_sigma + math.log(2 * math.pi))
+        return per_dim.flatten(1).sum(1)
+
+
+class AutoEncoderBase(nn.Module, metaclass=abc.ABCMeta):
+    """Shared plumbing; subclasses set `config_class` and implement the contract."""
+
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+
+    def __init__(self, config: ModelConfig, info: DataInfo):
+        super().__init__()
+        self.config = config
+        self.info = info
+
+    # -- required -------------------------------------------------------------------
+    @abc.abstractmethod
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """See the module docstring."""
+
+    @abc.abstractmethod
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """See the module docstring."""
+
+    @abc.abstractmethod
+    def loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """See the module docstring."""
+
+    # -- optional -------------------------------------------------------------------
+    def optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.parameters(), lr=lr)]
+
+    def train_step(self, batch: dict[str, torch.Tensor], optimizers: list[torch.optim.Optimizer], step: int) -> dict[str, torch.Tensor]:
+        (optimizer,) = optimizers
+        terms = self.loss(batch, step)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        return {k: v.detach() for k, v in terms.items()}
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        return None
+
+    def neg_elbo(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def on_epoch_start(self, epoch: int, train_x: torch.Tensor) -> None:
+        return None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device

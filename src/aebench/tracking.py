@@ -1,0 +1,214 @@
+"""MLflow: one experiment per dataset, one run per trained model, a registered version per
+training, and champion promotion.
+
+The tracking URI is `MLFLOW_TRACKING_URI` when set, else a SQLite file at
+`<repo>/mlflow.db` with artifacts under `<repo>/mlartifacts`, so `mlflow ui` (or
+`aebench ui`) browses everything the pipeline did. Registered versions hold a servable
+encoder written as an MLflow "model from code" (`aebench/serving.py`): nothing is
+pickled, and the checkpoint inside loads with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from aebench.errors import UserError
+from aebench.metrics import DIRECTIONS
+from aebench.paths import repo_root
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
+
+
+def artifact_root(root: Path | None = None) -> str:
+    return ((root or repo_root()) / "mlartifacts").as_uri()
+
+
+def registered_name(dataset: str, model: str) -> str:
+    return f"{dataset}-{model}"
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail within seconds, naming the URI, when an http(s) tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"MLflow tracking server {uri} is unreachable ({reason}): start it, or unset "
+                        f"MLFLOW_TRACKING_URI to use the local sqlite store") from None
+
+
+def client(root: Path | None = None):
+    """An MlflowClient on the project's store (checked for reachability first)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(root)
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(mlflow_client, dataset: str, root: Path | None = None) -> str:
+    exp = mlflow_client.get_experiment_by_name(dataset)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return mlflow_client.create_experiment(dataset, artifact_location=f"{artifact_root(root)}/{dataset}")
+    except Exception:  # another process created it first
+        exp = mlflow_client.get_experiment_by_name(dataset)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def git_commit(root: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or repo_root(), capture_output=True,
+                             text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(prefix: str, obj) -> dict[str, str]:
+    """Nested dicts as MLflow params: {"train.lr": "0.001", ...}."""
+    if isinstance(obj, dict):
+        out: dict[str, str] = {}
+        for k, v in obj.items():
+            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: json.dumps(obj) if isinstance(obj, (list, tuple)) else str(obj)}
+
+
+class RunLogger:
+    """Logs into one MLflow run in batches (a row per metric per call into SQLite is slow)."""
+
+    def __init__(self, mlflow_client, run_id: str):
+        self.client = mlflow_client
+        self.run_id = run_id
+
+    def __call__(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        rows = [Metric(k, float(v), now, step) for k, v in metrics.items() if np.isfinite(v)]
+        if rows:
+            self.client.log_batch(self.run_id, metrics=rows)
+
+
+def start_run(mlflow_client, dataset: str, model: str, tags: dict[str, str], params: dict[str, str],
+              run_id: str | None = None, root: Path | None = None) -> str:
+    """Reuse `run_id` (a resumed training) when it still exists, else open a new run."""
+    from mlflow.entities import Param
+
+    if run_id:
+        try:
+            mlflow_client.get_run(run_id)
+            mlflow_client.update_run(run_id, status="RUNNING")
+            return run_id
+        except Exception:
+            log.info("run %s no longer exists; opening a new one", run_id)
+    exp = experiment_id(mlflow_client, dataset, root)
+    run = mlflow_client.create_run(exp, run_name=model, tags={"dataset": dataset, "model": model, **tags})
+    items = [Param(k, v[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        mlflow_client.log_batch(run.info.run_id, params=items[i:i + 100])
+    mlflow_client.set_tag(run.info.run_id, "mlflow.runName", model)
+    return run.info.run_id
+
+
+def register_encoder(run_id: str, dataset: str, model: str, checkpoint: Path, example: np.ndarray,
+                     codes: np.ndarray) -> tuple[str, str]:
+    """Log the servable encoder into the run and register it as a new version of
+    `<dataset>-<model>`; returns (registered name, version)."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    import aebench
+
+    serving = Path(aebench.__file__).with_name("serving.py")
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *example.shape[1:]))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, codes.shape[1]))]),
+    )
+    name = registered_name(dataset, model)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="encoder",
+            python_model=str(serving),
+            artifacts={"checkpoint": str(checkpoint)},
+            signature=signature,
+            input_example=example.astype(np.float32),
+            pip_requirements=[f"aebench=={aebench.__version__}", "torch", "numpy"],
+            registered_model_name=name,
+        )
+    version = str(info.registered_model_version)
+    log.info("registered %s version %s", name, version)
+    return name, version
+
+
+def finish_run(mlflow_client, run_id: str, status: str = "FINISHED") -> None:
+    mlflow_client.set_terminated(run_id, status=status)
+
+
+def promote(dataset: str, model: str, metric: str, root: Path | None = None) -> str:
+    """Move alias `champion` to the newest version of `<dataset>-<model>` only if it beats
+    the current champion on `metric`. Returns what happened, in one sentence."""
+    if metric not in DIRECTIONS:
+        raise UserError(f"unknown metric `{metric}` for --metric; known: {', '.join(sorted(DIRECTIONS))}")
+    mlflow_client = client(root)
+    name = registered_name(dataset, model)
+    try:
+        versions = mlflow_client.search_model_versions(f"name='{name}'")
+    except Exception:
+        versions = []
+    if not versions:
+        raise UserError(f"no registered model `{name}`: train it first (`dvc repro train@{dataset}-{model}`)")
+    newest = max(versions, key=lambda v: int(v.version))
+    new_value = _metric_of(mlflow_client, newest, metric)
+    if new_value is None:
+        raise UserError(f"version {newest.version} of `{name}` has no metric `{metric}`: run `dvc repro "
+                        f"evaluate@{dataset}-{model}` first, or pick a metric it has")
+    try:
+        champion = mlflow_client.get_model_version_by_alias(name, CHAMPION)
+    except Exception:
+        champion = None
+    if champion is None:
+        mlflow_client.set_registered_model_alias(name, CHAMPION, newest.version)
+        return f"{name}: version {newest.version} is the first champion ({metric} = {new_value:.6g})"
+    if str(champion.version) == str(newest.version):
+        return f"{name}: version {newest.version} is already the champion; nothing changed"
+    old_value = _metric_of(mlflow_client, champion, metric)
+    better = old_value is None or (new_value > old_value if DIRECTIONS[metric] == "max" else new_value < old_value)
+    if not better:
+        return (f"{name}: version {newest.version} ({metric} = {new_value:.6g}) does not beat champion version "
+                f"{champion.version} ({metric} = {old_value:.6g}, {'higher' if DIRECTIONS[metric] == 'max' else 'lower'} "
+                f"is better); nothing changed")
+    mlflow_client.set_registered_model_alias(name, CHAMPION, newest.version)
+    was = "no value" if old_value is None else f"{old_value:.6g}"
+    return f"{name}: version {newest.version} is the new champion ({metric} {new_value:.6g} vs {was} of version {champion.version})"
+
+
+def _metric_of(mlflow_client, version, metric: str) -> float | None:
+    if not version.run_id:
+        return None
+    value = mlflow_client.get_run(version.run_id).data.metrics.get(metric)
+    return None if value is None or not np.isfinite(value) else float(value)

@@ -1,0 +1,236 @@
+"""The one training loop, over the model contract of `aebench.models.base`.
+
+It owns what every model needs and none should rewrite: seeding, device choice, batching,
+per-step logging, validation and early stopping on the validation loss, a NaN/inf guard, and
+a resume checkpoint written atomically after every epoch. A training killed mid-epoch and
+started again resumes from the last finished epoch with the random state it had then, so it
+ends with the same weights as an uninterrupted run. The loop knows nothing of MLflow: it
+reports metrics through the `log` callback it is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from aebench.config import TrainConfig
+from aebench.errors import TrainingDiverged
+from aebench.io import atomic_path
+from aebench.models.base import AutoEncoderBase
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, torch.Tensor]
+LogFn = Callable[[dict[str, float], int], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def split_tensors(split, device: torch.device | str = "cpu") -> Batch:
+    """A processed split (aebench.data.parquet.Split) as tensors; images scaled to [0, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(split.x))
+    x = x.float().div_(255.0) if split.kind == "image" else x.float()
+    return {
+        "x": x.to(device),
+        "label": torch.from_numpy(split.label).long().to(device),
+        "group": torch.from_numpy(split.group).long().to(device),
+        "index": torch.from_numpy(split.index).long().to(device),
+    }
+
+
+def iterate_batches(data: Batch, batch_size: int, generator: torch.Generator | None = None,
+                    max_steps: int | None = None) -> Iterator[Batch]:
+    """Shuffled minibatches when a generator is given, in order otherwise. The last short
+    batch is kept only when unshuffled (evaluation), so training batch statistics are even."""
+    n = len(data["x"])
+    if generator is not None:
+        order = torch.randperm(n, generator=generator).to(data["x"].device)
+        stops = range(0, n - batch_size + 1, batch_size) if n >= batch_size else [0]
+    else:
+        order = None
+        stops = range(0, n, batch_size)
+    for step, start in enumerate(stops):
+        if max_steps is not None and step >= max_steps:
+            return
+        if order is None:
+            yield {k: v[start:start + batch_size] for k, v in data.items()}
+        else:
+            idx = order[start:start + batch_size]
+            yield {k: v[idx] for k, v in data.items()}
+
+
+@dataclass
+class TrainResult:
+    best_val_loss: float
+    epochs_run: int
+    train_seconds: float
+    samples_per_s: float
+    stopped_early: bool
+    resumed_from_epoch: int
+    history: list[dict] = field(default_factory=list)
+
+
+@torch.no_grad()
+def validation_loss(model: AutoEncoderBase, data: Batch, batch_size: int, seed: int) -> float:
+    """Mean validation loss with a fixed noise seed, so it is comparable across epochs and
+    leaves the training random stream untouched."""
+    model.eval()
+    total, count = 0.0, 0
+    devices = [data["x"].device] if data["x"].is_cuda else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for batch in iterate_batches(data, batch_size):
+            n = len(batch["x"])
+            total += float(model.loss(batch, step=0)["loss"]) * n
+            count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def _save_resume(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_resume(path: Path, fingerprint: str) -> dict | None:
+    """The resume state at `path` if it belongs to the same config and data, else None."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt resume file is not worth failing over: start again
+        log.warning("ignoring unreadable resume checkpoint %s (%s)", path, exc)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        log.info("resume checkpoint %s is for other params or data; starting afresh", path)
+        return None
+    return state
+
+
+def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: TrainConfig, *,
+          resume_path: Path, fingerprint: str, resume_meta: dict | None = None,
+          log_fn: LogFn | None = None) -> TrainResult:
+    """Train `model` in place and leave it holding the weights of its best validation epoch."""
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device = train_data["x"].device
+    model.to(device).train()
+    optimizers = model.optimizers(cfg.lr)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    log_fn = log_fn or (lambda metrics, step: None)
+
+    start_epoch, step, history = 0, 0, []
+    best_val, best_state, bad_epochs = math.inf, None, 0
+    elapsed_train, samples_seen = 0.0, 0
+    state = load_resume(resume_path, fingerprint)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        for opt, opt_state in zip(optimizers, state["optimizers"]):
+            opt.load_state_dict(opt_state)
+        shuffle.set_state(state["shuffle_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, step, history = state["epoch"], state["step"], list(state["history"])
+        best_val, best_state, bad_epochs = state["best_val"], state["best_state"], state["bad_epochs"]
+        elapsed_train, samples_seen = state["elapsed_train"], state["samples_seen"]
+        log.info("resuming from epoch %d of %s", start_epoch, resume_path)
+    else:
+        seed_everything(cfg.seed)
+
+    steps_per_epoch = max(1, len(train_data["x"]) // cfg.batch_size)
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    stopped_early = False
+    wall_start = time.perf_counter()
+    bar = tqdm(range(start_epoch, cfg.epochs), desc="epochs", initial=start_epoch, total=cfg.epochs,
+               disable=None, leave=False)
+    for epoch in bar:
+        if bad_epochs >= cfg.patience:
+            stopped_early = True
+            break
+        model.on_epoch_start(epoch, train_data["x"])
+        sums: dict[str, float] = {}
+        window: dict[str, float] = {}
+        n_batches = 0
+        t0 = time.perf_counter()
+        for batch in iterate_batches(train_data, cfg.batch_size, shuffle, steps_per_epoch):
+            terms = model.train_step(batch, optimizers, step)
+            values = {k: float(v) for k, v in terms.items()}
+            if not math.isfinite(values["loss"]):
+                raise TrainingDiverged(
+                    f"loss became {values['loss']} at epoch {epoch + 1}, step {step}; nothing was registered and the "
+                    f"last good state is kept in {resume_path}; lower `train.lr` (now {cfg.lr}) or check the data")
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+                window[k] = window.get(k, 0.0) + v
+            n_batches += 1
+            samples_seen += len(batch["x"])
+            step += 1
+            if step % cfg.log_every == 0:
+                log_fn({f"step/{k}": v / cfg.log_every for k, v in window.items()}, step)
+                window = {}
+        epoch_seconds = time.perf_counter() - t0
+        elapsed_train += epoch_seconds
+        val = validation_loss(model, val_data, cfg.batch_size, cfg.seed)
+        if not math.isfinite(val):
+            raise TrainingDiverged(f"validation loss became {val} at epoch {epoch + 1}; nothing was registered; "
+                                   f"lower `train.lr` (now {cfg.lr})")
+        record = {"epoch": epoch + 1, "val_loss": val, "epoch_seconds": epoch_seconds,
+                  **{f"train_{k}": v / max(n_batches, 1) for k, v in sums.items()}}
+        history.append(record)
+        log_fn({k: v for k, v in record.items() if k != "epoch"}, step)
+        if val < best_val:
+            best_val, bad_epochs = val, 0
+            best_state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        bar.set_postfix(loss=f"{record['train_loss']:.4g}", val=f"{val:.4g}")
+        log.info("epoch %d/%d: train loss %.5g, val loss %.5g (%.1fs)", epoch + 1, cfg.epochs,
+                 record["train_loss"], val, epoch_seconds)
+        _save_resume(resume_path, {
+            "fingerprint": fingerprint, "meta": resume_meta or {}, "epoch": epoch + 1, "step": step,
+            "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+            "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
+            "best_val": best_val, "best_state": best_state, "bad_epochs": bad_epochs,
+            "elapsed_train": elapsed_train, "samples_seen": samples_seen,
+        })
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    log.info("trained %d epochs in %.1fs", len(history), time.perf_counter() - wall_start)
+    return TrainResult(
+        best_val_loss=best_val, epochs_run=len(history), train_seconds=elapsed_train,
+        samples_per_s=samples_seen / elapsed_train if elapsed_train > 0 else float("nan"),
+        stopped_early=stopped_early, resumed_from_epoch=start_epoch if state is not None else 0,
+        history=history,
+    )
+
+
+def discard_resume(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

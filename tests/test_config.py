@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aebench.config import load_params, resolve_model
+from aebench.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, data) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def repo_params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_repo_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.datasets and params.models
+    for name in params.models:
+        model_type, config, train = resolve_model(params, name)
+        assert config.latent_dim > 0 and train.epochs > 0
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda p: p["train"].update(lr=-0.1), "train.lr"),
+    (lambda p: p["train"].update(batch_size=0), "train.batch_size"),
+    (lambda p: p["train"].update(epochs="ten"), "train.epochs"),
+    (lambda p: p["train"].update(learning_rate=0.1), "train.learning_rate"),
+    (lambda p: p.update(modles=["ae"]), "modles"),
+    (lambda p: p["model"]["vae"].update(latent_dim=0), "model.vae.latent_dim"),
+    (lambda p: p["model"]["vae"].update(betta=2.0), "model.vae.betta"),
+    (lambda p: p["model"]["vae"].update(train={"epochs": -1}), "model.vae.train.epochs"),
+    (lambda p: p["data"].update(val_fraction=1.5), "data.val_fraction"),
+])
+def test_bad_values_name_the_key(tmp_path, mutate, key):
+    data = repo_params()
+    mutate(data)
+    with pytest.raises(UserError) as err:
+        load_params(write(tmp_path, data))
+    message = str(err.value)
+    assert f"`{key}`" in message and "params.yaml" in message and "\n" not in message
+
+
+def test_unknown_model_type_lists_known_types(tmp_path):
+    data = repo_params()
+    data["models"] = ["vea"]
+    with pytest.raises(UserError, match="unknown type `vea`.*vae"):
+        load_params(write(tmp_path, data))
+
+
+def test_named_variant_and_train_override(tmp_path):
+    data = repo_params()
+    data["models"] = ["vae", "betavae"]
+    data["model"]["betavae"] = {"type": "vae", "beta": 4.0, "train": {"epochs": 3}}
+    params = load_params(write(tmp_path, data))
+    model_type, config, train = resolve_model(params, "betavae")
+    assert model_type == "vae" and config.beta == 4.0 and train.epochs == 3
+    assert resolve_model(params, "vae")[2].epochs == params.train.epochs
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    (tmp_path / "params.yaml").write_text("datasets: [digits\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
+    with pytest.raises(UserError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_mirror_resolution():
+    from aebench.config import DataConfig
+
+    cfg = DataConfig(mirror="../shared/data/", options={"omniglot": {"mirror": "http://127.0.0.1:1/x"}})
+    assert cfg.mirror_for("mnist") == "../shared/data/mnist"
+    assert cfg.mirror_for("omniglot") == "http://127.0.0.1:1/x"
+    assert DataConfig().mirror_for("mnist") is None

@@ -1,0 +1,110 @@
+"""The training loop: determinism, resume after a crash, early stopping, the NaN guard."""
+
+import math
+
+import pytest
+import torch
+
+from aebench.config import TrainConfig
+from aebench.errors import TrainingDiverged
+from aebench.models import build_model
+from aebench.models.base import DataInfo
+from aebench.training import iterate_batches, train
+
+INFO = DataInfo((1, 8, 8), "image", 10, 256)
+
+
+def data(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return {"x": torch.rand(n, 1, 8, 8, generator=g), "label": torch.randint(0, 10, (n,), generator=g),
+            "group": torch.zeros(n, dtype=torch.long), "index": torch.arange(n)}
+
+
+def fresh(model_type="vae"):
+    torch.manual_seed(123)
+    return build_model(model_type, {"latent_dim": 4, "width": 4}, INFO)
+
+
+CFG = TrainConfig(epochs=4, batch_size=32, lr=1e-3, patience=10, log_every=3)
+
+
+def run(tmp_path, model, cfg=CFG, log_fn=None, name="r.pt"):
+    return train(model, data(256, 0), data(64, 1), cfg, resume_path=tmp_path / name, fingerprint="fp", log_fn=log_fn)
+
+
+def test_same_seed_same_weights(tmp_path):
+    a, b = fresh(), fresh()
+    ra = run(tmp_path, a, name="a.pt")
+    rb = run(tmp_path, b, name="b.pt")
+    assert ra.best_val_loss == rb.best_val_loss
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert ra.epochs_run == 4 and ra.samples_per_s > 0
+    assert [h["epoch"] for h in ra.history] == [1, 2, 3, 4]
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
+    reference = fresh()
+    expected = run(tmp_path, reference, name="ref.pt")
+
+    crashing = fresh()
+    calls = {"n": 0}
+
+    def crash_in_epoch_three(metrics, step):
+        if "val_loss" in metrics:
+            calls["n"] += 1
+        if step > 2 * (256 // 32) + 2:  # mid-way through epoch 3
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, crashing, log_fn=crash_in_epoch_three, name="crash.pt")
+    assert (tmp_path / "crash.pt").exists()
+
+    resumed = fresh()
+    result = run(tmp_path, resumed, name="crash.pt")
+    assert result.resumed_from_epoch == 2
+    assert result.best_val_loss == expected.best_val_loss
+    assert [h["val_loss"] for h in result.history] == [h["val_loss"] for h in expected.history]
+    assert all(torch.equal(p, q) for p, q in zip(reference.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_resume_ignored_for_other_fingerprint(tmp_path):
+    run(tmp_path, fresh(), cfg=CFG.model_copy(update={"epochs": 1}), name="x.pt")
+    result = train(fresh(), data(256, 0), data(64, 1), CFG, resume_path=tmp_path / "x.pt", fingerprint="other")
+    assert result.resumed_from_epoch == 0 and result.epochs_run == 4
+
+
+def test_nan_loss_stops_with_clear_error(tmp_path):
+    model = fresh()
+    original = model.train_step
+
+    def poisoned(batch, optimizers, step):
+        out = original(batch, optimizers, step)
+        if step == 10:
+            out["loss"] = torch.tensor(math.nan)
+        return out
+
+    model.train_step = poisoned
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*train.lr"):
+        run(tmp_path, model, name="nan.pt")
+    state = torch.load(tmp_path / "nan.pt", weights_only=True)
+    assert state["epoch"] == 1  # the last good epoch is kept for inspection
+
+
+def test_early_stopping_restores_best_weights(tmp_path):
+    model = fresh("ae")
+    cfg = TrainConfig(epochs=30, batch_size=32, lr=1e-12, patience=2)  # nothing improves after epoch 1
+    result = run(tmp_path, model, cfg=cfg, name="es.pt")
+    assert result.stopped_early and result.epochs_run < 30
+    best = min(h["val_loss"] for h in result.history)
+    assert result.best_val_loss == best
+
+
+def test_iterate_batches_cover_and_shuffle():
+    d = data(100, 0)
+    ordered = list(iterate_batches(d, 32))
+    assert sum(len(b["x"]) for b in ordered) == 100 and len(ordered) == 4
+    shuffled = list(iterate_batches(d, 32, torch.Generator().manual_seed(0)))
+    assert len(shuffled) == 3  # the last short batch is dropped when training
+    idx = torch.cat([b["index"] for b in shuffled])
+    assert len(set(idx.tolist())) == 96 and not torch.equal(idx, torch.arange(96))
+    assert len(list(iterate_batches(d, 32, torch.Generator().manual_seed(0), max_steps=2))) == 2
