@@ -53,8 +53,9 @@ def seed_everything(seed: int) -> None:
 
 def split_tensors(split, device: torch.device | str = "cpu") -> Batch:
     """A processed split (aebench.data.parquet.Split) as tensors; images scaled to [0, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(split.x))
-    x = x.float().div_(255.0) if split.kind == "image" else x.float()
+    x = torch.from_numpy(split.x.astype(np.float32))  # one copy; the Parquet view is read-only
+    if split.kind == "image":
+        x.div_(255.0)
     return {
         "x": x.to(device),
         "label": torch.from_numpy(split.label).long().to(device),

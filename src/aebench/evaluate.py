@@ -1,0 +1,176 @@
+"""The one evaluator: encodes the test split once and runs every metric that applies.
+
+Outputs, for `eval/<dataset>/<model>/`:
+- `metrics.json`: flat JSON of floats (keys listed in DESIGN.md; DVC metrics);
+- `plots/`: PNG figures (reconstructions, samples, a 2-D map of the codes) and
+  `training_curve.csv` (a DVC plot);
+and the same metrics and figures are logged into the model's MLflow run.
+
+Metric suites are functions of an `EvalContext` appended to `SUITES`; each returns a dict of
+metrics and decides for itself whether it applies (labels present, factors present...).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from aebench.data.parquet import Split
+from aebench.io import atomic_path, write_json_atomic
+from aebench.models.base import AutoEncoderBase
+from aebench.training import iterate_batches, split_tensors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalContext:
+    """Everything a metric suite may use; codes are computed once here."""
+
+    model: AutoEncoderBase
+    train: Split
+    test: Split
+    test_x: torch.Tensor  # model-ready test inputs
+    z_train: np.ndarray
+    z_test: np.ndarray
+    k: int
+    seed: int
+    plots: Path
+    figure_examples: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def has_labels(self) -> bool:
+        return bool((self.test.label >= 0).any()) and bool((self.train.label >= 0).any())
+
+
+@torch.no_grad()
+def encode_all(model: AutoEncoderBase, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+    out = [model.encode(batch["x"]).cpu() for batch in iterate_batches({"x": x}, batch_size)]
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def decode_all(model: AutoEncoderBase, z: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    zt = torch.as_tensor(z, dtype=torch.float32, device=model.device)
+    out = [model.decode(zt[i:i + batch_size]).cpu() for i in range(0, len(zt), batch_size)]
+    return torch.cat(out).numpy()
+
+
+def reconstruction_suite(ctx: EvalContext) -> dict[str, float]:
+    from aebench.metrics.reconstruction import psnr, recon_mse
+
+    x = ctx.test_x.cpu().numpy()
+    x_hat = decode_all(ctx.model, ctx.z_test)
+    ctx.extra["x_hat"] = x_hat
+    out = {"recon_mse": recon_mse(x, x_hat)}
+    if ctx.test.kind == "image":
+        out["psnr"] = psnr(x, np.clip(x_hat, 0, 1))
+    return out
+
+
+@torch.no_grad()
+def likelihood_suite(ctx: EvalContext) -> dict[str, float]:
+    """neg_elbo in nats per datum, with a fixed noise seed, for models with a likelihood."""
+    first = ctx.model.neg_elbo(ctx.test_x[:2])
+    if first is None:
+        return {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        values = [ctx.model.neg_elbo(b["x"]).cpu() for b in iterate_batches({"x": ctx.test_x}, 512)]
+    return {"neg_elbo": float(torch.cat(values).mean())}
+
+
+def representation_suite(ctx: EvalContext) -> dict[str, float]:
+    from aebench.metrics.representation import cluster_scores, knn_acc, linear_acc
+
+    if not ctx.has_labels:
+        return {}
+    out = {
+        "knn_acc": knn_acc(ctx.z_train, ctx.train.label, ctx.z_test, ctx.test.label, k=ctx.k),
+        "linear_acc": linear_acc(ctx.z_train, ctx.train.label, ctx.z_test, ctx.test.label, seed=ctx.seed),
+    }
+    out.update(cluster_scores(ctx.z_test, ctx.test.label, seed=ctx.seed))
+    return out
+
+
+def figures_suite(ctx: EvalContext) -> dict[str, float]:
+    from aebench import figures
+
+    n = ctx.figure_examples
+    x = ctx.test_x[:n].cpu().numpy()
+    x_hat = ctx.extra.get("x_hat", decode_all(ctx.model, ctx.z_test[:n]))[:n]
+    draw = figures.image_grid if ctx.test.kind == "image" else figures.vector_scatter
+    if ctx.test.kind == "image":
+        figures.save(draw([x, x_hat], ["data", "recon."], "Test reconstructions"), ctx.plots / "reconstructions.png")
+    else:
+        xs, xh = ctx.test_x.cpu().numpy(), ctx.extra["x_hat"]
+        figures.save(draw([xs, xh], ["data", "recon."], "Test reconstructions"), ctx.plots / "reconstructions.png")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        generator = torch.Generator().manual_seed(ctx.seed)
+        samples = ctx.model.sample(n * (2 if ctx.test.kind == "image" else 64), generator)
+    if samples is not None:
+        s = samples.detach().cpu().numpy()
+        rows = [s[:n], s[n:2 * n]] if ctx.test.kind == "image" else [ctx.test_x.cpu().numpy(), s]
+        titles = ["", ""] if ctx.test.kind == "image" else ["data", "samples"]
+        figures.save(draw(rows, titles, "Samples"), ctx.plots / "samples.png")
+    colour = ctx.test.label if ctx.has_labels else np.arange(len(ctx.z_test))
+    figures.save(figures.code_map(ctx.z_test, colour, "Test codes (PCA)", "label" if ctx.has_labels else "row"),
+                 ctx.plots / "codes_2d.png")
+    return {}
+
+
+Suite = Callable[[EvalContext], dict[str, float]]
+SUITES: list[Suite] = [reconstruction_suite, likelihood_suite, representation_suite, figures_suite]
+
+
+def write_training_curve(history: list[dict], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["epoch", "train_loss", "val_loss"])
+    for row in history:
+        writer.writerow([row["epoch"], row.get("train_loss", ""), row["val_loss"]])
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def evaluate(model: AutoEncoderBase, train: Split, test: Split, out_dir: Path, *, run_info: dict, history: list[dict],
+             k: int = 5, seed: int = 0, max_train_codes: int = 20000, figure_examples: int = 8) -> dict[str, float]:
+    """Run every suite; write metrics.json and plots/ under `out_dir`; return the metrics."""
+    t0 = time.perf_counter()
+    model.eval()
+    device = model.device
+    rng = np.random.default_rng(seed)
+    if len(train.index) > max_train_codes:
+        keep = np.sort(rng.choice(len(train.index), max_train_codes, replace=False))
+        train = train.subset(keep)
+    test_x = split_tensors(test, device)["x"]
+    ctx = EvalContext(
+        model=model, train=train, test=test, test_x=test_x,
+        z_train=encode_all(model, split_tensors(train, device)["x"]), z_test=encode_all(model, test_x),
+        k=k, seed=seed, plots=out_dir / "plots", figure_examples=figure_examples,
+    )
+    ctx.plots.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, float] = {}
+    for suite in SUITES:
+        s0 = time.perf_counter()
+        metrics.update(suite(ctx))
+        log.info("%s done in %.2fs", suite.__name__, time.perf_counter() - s0)
+    metrics["train_seconds"] = float(run_info.get("train_seconds", math.nan))
+    metrics["train_samples_per_s"] = float(run_info.get("samples_per_s", math.nan))
+    metrics = {k: float(v) for k, v in sorted(metrics.items())}
+    write_training_curve(history, ctx.plots / "training_curve.csv")
+    write_json_atomic(out_dir / "metrics.json", {k: (v if math.isfinite(v) else None) for k, v in metrics.items()})
+    log.info("evaluated in %.1fs: %s", time.perf_counter() - t0, json.dumps(metrics))
+    return metrics
