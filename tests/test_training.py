@@ -9,7 +9,8 @@ from aebench.config import TrainConfig
 from aebench.errors import TrainingDiverged
 from aebench.models import build_model
 from aebench.models.base import DataInfo
-from aebench.training import iterate_batches, train
+from aebench.batching import iterate_batches
+from aebench.training import train
 
 INFO = DataInfo((1, 8, 8), "image", 10, 256)
 
@@ -17,7 +18,7 @@ INFO = DataInfo((1, 8, 8), "image", 10, 256)
 def data(n, seed):
     g = torch.Generator().manual_seed(seed)
     return {"x": torch.rand(n, 1, 8, 8, generator=g), "label": torch.randint(0, 10, (n,), generator=g),
-            "group": torch.zeros(n, dtype=torch.long), "index": torch.arange(n)}
+            "group": torch.zeros(n, dtype=torch.long), "index": torch.arange(n), "pos": torch.arange(n)}
 
 
 def fresh(model_type="vae"):

@@ -28,7 +28,8 @@ import torch
 from aebench.data.parquet import Split
 from aebench.io import atomic_path, write_json_atomic
 from aebench.models.base import AutoEncoderBase
-from aebench.training import iterate_batches, split_tensors
+from aebench.batching import iterate_batches
+from aebench.training import split_tensors
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,13 @@ def figures_suite(ctx: EvalContext) -> dict[str, float]:
     return {}
 
 
+def model_suite(ctx: EvalContext) -> dict[str, float]:
+    """Metrics only one model defines (its `extra_metrics` hook)."""
+    return ctx.model.extra_metrics(ctx)
+
+
 Suite = Callable[[EvalContext], dict[str, float]]
-SUITES: list[Suite] = [reconstruction_suite, likelihood_suite, representation_suite, figures_suite]
+SUITES: list[Suite] = [reconstruction_suite, likelihood_suite, representation_suite, figures_suite, model_suite]
 
 
 def write_training_curve(history: list[dict], path: Path) -> None:

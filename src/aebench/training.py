@@ -18,7 +18,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -27,11 +27,11 @@ from tqdm.auto import tqdm
 from aebench.config import TrainConfig
 from aebench.errors import TrainingDiverged
 from aebench.io import atomic_path
+from aebench.batching import Batch, iterate_batches
 from aebench.models.base import AutoEncoderBase
 
 log = logging.getLogger(__name__)
 
-Batch = dict[str, torch.Tensor]
 LogFn = Callable[[dict[str, float], int], None]
 
 
@@ -61,28 +61,8 @@ def split_tensors(split, device: torch.device | str = "cpu") -> Batch:
         "label": torch.from_numpy(split.label).long().to(device),
         "group": torch.from_numpy(split.group).long().to(device),
         "index": torch.from_numpy(split.index).long().to(device),
+        "pos": torch.arange(len(split.index), device=device),
     }
-
-
-def iterate_batches(data: Batch, batch_size: int, generator: torch.Generator | None = None,
-                    max_steps: int | None = None) -> Iterator[Batch]:
-    """Shuffled minibatches when a generator is given, in order otherwise. The last short
-    batch is kept only when unshuffled (evaluation), so training batch statistics are even."""
-    n = len(data["x"])
-    if generator is not None:
-        order = torch.randperm(n, generator=generator).to(data["x"].device)
-        stops = range(0, n - batch_size + 1, batch_size) if n >= batch_size else [0]
-    else:
-        order = None
-        stops = range(0, n, batch_size)
-    for step, start in enumerate(stops):
-        if max_steps is not None and step >= max_steps:
-            return
-        if order is None:
-            yield {k: v[start:start + batch_size] for k, v in data.items()}
-        else:
-            idx = order[start:start + batch_size]
-            yield {k: v[idx] for k, v in data.items()}
 
 
 @dataclass
@@ -178,7 +158,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         window: dict[str, float] = {}
         n_batches = 0
         t0 = time.perf_counter()
-        for batch in iterate_batches(train_data, cfg.batch_size, shuffle, steps_per_epoch):
+        for batch in model.batches(train_data, cfg.batch_size, shuffle, steps_per_epoch):
             terms = model.train_step(batch, optimizers, step)
             values = {k: float(v) for k, v in terms.items()}
             if not math.isfinite(values["loss"]):

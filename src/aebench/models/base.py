@@ -13,8 +13,14 @@ Optional, with defaults here:
 - `on_epoch_start(epoch, train_x)`: a hook for models with per-epoch state.
 State that must survive a checkpoint lives in parameters or buffers.
 
+- `batches(data, batch_size, generator, max_steps)`: the training batches of an epoch
+  (default: shuffled minibatches; a model that needs whole groups overrides it).
+- `score_ood(x)`: per-datum out-of-distribution score, higher = more anomalous.
+- `extra_metrics(ctx)`: model-specific metrics (and figures under `ctx.plots`) computed by
+  the evaluator from its `EvalContext`.
+
 A batch is a dict of tensors on the model's device: `x` (float; images in [0, 1]), `label`,
-`group`, `index` (row ids of the split).
+`group`, `index` (stable row ids) and `pos` (position 0..N-1 within the split).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ class ModelConfig(Strict):
     """Fields every model shares; a model's config class adds its own."""
 
     latent_dim: int = Field(16, gt=0, description="size of the representation")
-    arch: Literal["auto", "conv", "mlp"] = "auto"
+    arch: Literal["auto", "conv", "mlp", "acai"] = "auto"
     width: int = Field(32, gt=0, description="first conv layer's channels; MLP hidden units = 8 x width")
 
 
@@ -126,6 +132,18 @@ class AutoEncoderBase(nn.Module, metaclass=abc.ABCMeta):
 
     def on_epoch_start(self, epoch: int, train_x: torch.Tensor) -> None:
         return None
+
+    def batches(self, data: dict[str, torch.Tensor], batch_size: int, generator: torch.Generator | None,
+                max_steps: int | None = None):
+        from aebench.batching import iterate_batches
+
+        return iterate_batches(data, batch_size, generator, max_steps)
+
+    def score_ood(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def extra_metrics(self, ctx) -> dict[str, float]:
+        return {}
 
     @property
     def device(self) -> torch.device:
