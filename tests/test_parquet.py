@@ -189,3 +189,14 @@ def test_read_mnist_sized_split(tmp_path):
     split = read_split(tmp_path / "train.parquet")
     assert split.x.shape == (len(split), 1, 28, 28)
     np.testing.assert_array_equal(split.x[:, 0, 0, 0], split.index % 251)
+
+
+def test_random_splits_are_stratified():
+    labels = np.repeat(np.arange(8), [5, 7, 9, 11, 13, 15, 17, 23])
+    splits = make_splits(len(labels), 0, 0.1, 0.2, labels=labels)
+    assert sum(len(v) for v in splits.values()) == len(labels)
+    assert len(np.unique(np.concatenate(list(splits.values())))) == len(labels)
+    for c in range(8):
+        in_test = np.isin(np.flatnonzero(labels == c), splits["test"]).sum()
+        assert abs(in_test - 0.2 * (labels == c).sum()) <= 1
+    assert abs(len(splits["test"]) - 0.2 * len(labels)) <= 1

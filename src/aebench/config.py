@@ -17,6 +17,7 @@ Named variants let one implementation run twice with different settings, e.g.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -97,7 +98,26 @@ class Params(Strict):
     def _unique(cls, names: list[str]) -> list[str]:
         if len(set(names)) != len(names):
             raise ValueError(f"names must be unique, got {names}")
+        for name in names:
+            _check_name(name)
         return names
+
+    @field_validator("model")
+    @classmethod
+    def _section_names(cls, sections: dict) -> dict:
+        for name in sections:
+            _check_name(name)
+        return sections
+
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+def _check_name(name: str) -> None:
+    """Names become folder names and DVC stage names (`train@<dataset>-<model>`): lower-case
+    letters, digits and underscores only, so no name can escape the repo's folders."""
+    if not NAME.match(name):
+        raise ValueError(f"name {name!r} must be lower-case letters, digits and underscores (e.g. `beta_vae`)")
 
 
 def _format_error(path: Path, err: ValidationError, prefix: str = "") -> str:
@@ -105,7 +125,8 @@ def _format_error(path: Path, err: ValidationError, prefix: str = "") -> str:
     key = prefix + ".".join(str(p) for p in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
         return f"{path}: unknown key `{key}`: remove it or check its spelling"
-    return f"{path}: `{key}`: {first['msg']} (got {first.get('input')!r})"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{path}: `{key}`: {message} (got {first.get('input')!r})"
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -7,12 +7,17 @@ half-written one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from aebench.errors import UserError
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 @contextlib.contextmanager
@@ -26,6 +31,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise UserError(f"no space left on the device while writing {target}: free some space and rerun; "
+                            f"the previous {target.name} (if any) is unchanged") from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -47,8 +47,12 @@ def make_splits(
     val_fraction: float,
     test_fraction: float,
     official_split: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Sorted, disjoint int64 index arrays for "train", "val" and "test" covering range(n).
+
+    With `labels`, the random split is stratified: each class is split in the same
+    proportions, so small datasets keep their class balance in every split.
 
     Deterministic for a given seed. With `official_split` (an (n,) array of "train"/"test"),
     "test" is exactly the official test rows, `test_fraction` is ignored, and "val" takes
@@ -68,14 +72,7 @@ def make_splits(
                 f"data.val_fraction ({val_fraction}) + data.test_fraction ({test_fraction}) must be below 1 "
                 "so the train split is not empty: lower them in params.yaml"
             )
-        perm = rng.permutation(n).astype(np.int64)
-        n_test = int(round(n * test_fraction))
-        n_val = int(round(n * val_fraction))
-        splits = {
-            "test": perm[:n_test],
-            "val": perm[n_test:n_test + n_val],
-            "train": perm[n_test + n_val:],
-        }
+        splits = _stratified(n, rng, val_fraction, test_fraction, labels)
         how = (f"a dataset of {n} rows with data.val_fraction={val_fraction} "
                f"and data.test_fraction={test_fraction}")
     else:
@@ -101,6 +98,26 @@ def make_splits(
             raise UserError(f"the {name} split would be empty for {how}: raise the fractions "
                             "in params.yaml or use a larger dataset")
     return {name: np.sort(splits[name]) for name in SPLITS}
+
+
+def _stratified(n: int, rng: np.random.Generator, val_fraction: float, test_fraction: float,
+                labels: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Random split, per class when labels are given (-1 rows form their own stratum).
+
+    Rounding is carried over between classes so the split sizes match the unstratified ones."""
+    strata = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    parts: dict[str, list[np.ndarray]] = {"test": [], "val": [], "train": []}
+    done, t_done, v_done = 0, 0, 0
+    for rows in strata:
+        rows = rows[rng.permutation(len(rows))].astype(np.int64)
+        done += len(rows)
+        n_test = int(round(done * test_fraction)) - t_done
+        n_val = int(round(done * val_fraction)) - v_done
+        t_done, v_done = t_done + n_test, v_done + n_val
+        parts["test"].append(rows[:n_test])
+        parts["val"].append(rows[n_test:n_test + n_val])
+        parts["train"].append(rows[n_test + n_val:])
+    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 # --------------------------------------------------------------------------- writing
@@ -162,7 +179,8 @@ def write_processed(
 
     out_dir = Path(out_dir)
     group = _group_values(raw, group_factor)
-    splits = make_splits(len(raw), seed, val_fraction, test_fraction, raw.official_split)
+    splits = make_splits(len(raw), seed, val_fraction, test_fraction, raw.official_split,
+                         labels=raw.label if (raw.label >= 0).any() else None)
     shape = [int(s) for s in raw.x.shape[1:]]
     kind = "image" if raw.is_image else "vector"
     n_classes = _n_classes(raw)
