@@ -96,7 +96,7 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
     """Train one model, checkpoint it, register its encoder in MLflow, write run.json."""
     import numpy as np
 
-    from aebench import tracking
+    from aebench import distributed, tracking
     from aebench.data.parquet import data_hash, read_split
     from aebench.io import atomic_path, write_json_atomic
     from aebench.models import build_model, checkpoint_payload
@@ -127,6 +127,14 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
     resume_path = paths.resume_dir(root) / f"{dataset}-{model_name}.pt"
     previous = load_resume(resume_path, fingerprint)
 
+    distributed.init(device)
+    if not distributed.is_main():  # other ranks only train; rank 0 logs, saves and registers
+        try:
+            run_training(model, split_tensors(train_split, device), split_tensors(val_split, device), train_cfg,
+                         resume_path=resume_path, fingerprint=fingerprint)
+        finally:
+            distributed.shutdown()
+        return {}
     client = tracking.client(root)
     run_id = tracking.start_run(
         client, dataset, model_name,
@@ -144,6 +152,8 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
     except BaseException:
         tracking.finish_run(client, run_id, "FAILED")
         raise
+    finally:
+        distributed.shutdown()
     model.cpu()
     out = paths.model_dir(dataset, model_name, root)
     checkpoint = out / "checkpoint.pt"

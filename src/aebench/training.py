@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from aebench import distributed
 from aebench.config import TrainConfig
 from aebench.errors import TrainingDiverged
 from aebench.io import atomic_path
@@ -121,9 +122,16 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         torch.set_num_threads(cfg.num_threads)
     device = train_data["x"].device
     model.to(device).train()
+    parallel = distributed.active()
+    if parallel:
+        distributed.broadcast_module(model)
     optimizers = model.optimizers(cfg.lr)
-    shuffle = torch.Generator().manual_seed(cfg.seed)
-    log_fn = log_fn or (lambda metrics, step: None)
+    if parallel:
+        optimizers = [distributed.synchronise(o) for o in optimizers]
+    shuffle = torch.Generator().manual_seed(cfg.seed)  # the same global batch order on every rank
+    main = distributed.is_main()
+    if log_fn is None or not main:
+        log_fn = lambda metrics, step: None  # noqa: E731
 
     start_epoch, step, history = 0, 0, []
     best_val, best_state, bad_epochs = math.inf, None, 0
@@ -140,7 +148,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         elapsed_train, samples_seen = state["elapsed_train"], state["samples_seen"]
         log.info("resuming from epoch %d of %s", start_epoch, resume_path)
     else:
-        seed_everything(cfg.seed)
+        seed_everything(cfg.seed + distributed.rank())  # model noise differs per rank, as in DDP
 
     steps_per_epoch = max(1, len(train_data["x"]) // cfg.batch_size)
     if cfg.max_steps_per_epoch:
@@ -148,7 +156,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
     stopped_early = False
     wall_start = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.epochs), desc="epochs", initial=start_epoch, total=cfg.epochs,
-               disable=None, leave=False)
+               disable=None if main else True, leave=False)
     for epoch in bar:
         if bad_epochs >= cfg.patience:
             stopped_early = True
@@ -159,6 +167,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         n_batches = 0
         t0 = time.perf_counter()
         for batch in model.batches(train_data, cfg.batch_size, shuffle, steps_per_epoch):
+            if parallel:
+                batch = distributed.shard(batch)
             terms = model.train_step(batch, optimizers, step)
             values = {k: float(v) for k, v in terms.items()}
             if not math.isfinite(values["loss"]):
@@ -169,7 +179,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
                 sums[k] = sums.get(k, 0.0) + v
                 window[k] = window.get(k, 0.0) + v
             n_batches += 1
-            samples_seen += len(batch["x"])
+            samples_seen += len(batch["x"]) * (distributed.world_size() if parallel else 1)
             step += 1
             if step % cfg.log_every == 0:
                 log_fn({f"step/{k}": v / cfg.log_every for k, v in window.items()}, step)
@@ -190,6 +200,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         else:
             bad_epochs += 1
         bar.set_postfix(loss=f"{record['train_loss']:.4g}", val=f"{val:.4g}")
+        if not main:
+            continue
         log.info("epoch %d/%d: train loss %.5g, val loss %.5g (%.1fs)", epoch + 1, cfg.epochs,
                  record["train_loss"], val, epoch_seconds)
         _save_resume(resume_path, {
