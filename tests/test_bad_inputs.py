@@ -25,6 +25,7 @@ def base_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["datasets"] = ["digits", "loop"]
     params["models"] = ["ae", "vae"]
+    params["runs"] = {f"{d}-{m}": {"dataset": d, "model": m} for d in ("digits", "loop") for m in ("ae", "vae")}
     params["data"]["options"] = {"loop": {"n": 600}}
     params["train"].update(epochs=1, max_steps_per_epoch=3)
     params["model"] = {"ae": {"latent_dim": 4}, "vae": {"latent_dim": 4}}
@@ -95,7 +96,9 @@ def proj(project, monkeypatch):
     (lambda p: p["model"]["vae"].update(beta=-1), ["`model.vae.beta`"]),
     (lambda p: p["model"]["ae"].update(arch="transformer"), ["`model.ae.arch`"]),
     (lambda p: p["data"].update(val_fraction=0), ["`data.val_fraction`"]),
-    (lambda p: p.update(models=["ae", "vea"]), ["unknown type `vea`", "known types"]),
+    (lambda p: p.update(models=["ae", "vae", "vea"]), ["unknown type `vea`", "known types"]),
+    (lambda p: p["runs"].update({"digits-ae": {"dataset": "digits", "model": "vae"}}), ["`digits-vae`"]),
+    (lambda p: p["runs"].update({"shapes-ae": {"dataset": "shapes", "model": "ae"}}), ["`shapes` is not listed"]),
     (lambda p: p.update(models=["../../etc"]), ["`models`", "lower-case", "../../etc"]),
     (lambda p: p.update(models=["ae", "ae"]), ["`models`", "unique"]),
     (lambda p: p.update(models=[]), ["`models`"]),
@@ -117,6 +120,7 @@ def test_params_not_yaml(proj, capsys):
 def test_unknown_dataset(proj, capsys):
     params = base_params()
     params["datasets"] = ["digitz"]
+    params["runs"] = {"digitz-ae": {"dataset": "digitz", "model": "ae"}}
     write_params(proj, params)
     assert_one_line_error(*stage(proj, capsys, "download", "--dataset", "digitz"), "unknown dataset `digitz`", "known:")
 
@@ -125,13 +129,18 @@ def test_dataset_not_listed(proj, capsys):
     assert_one_line_error(*stage(proj, capsys, "download", "--dataset", "shapes"), "`shapes` is not listed")
 
 
-def test_model_not_listed(proj, capsys):
-    assert_one_line_error(*stage(proj, capsys, "train", "--dataset", "digits", "--model", "acai"), "`acai` is not listed")
+def test_run_not_planned(proj, capsys):
+    params = base_params()
+    del params["runs"]["loop-ae"]
+    write_params(proj, params)
+    assert_one_line_error(*stage(proj, capsys, "train", "--dataset", "loop", "--model", "ae"),
+                          "`loop-ae` is not in `runs`")
 
 
 def test_missing_upstream_output(proj, capsys):
     params = base_params()
     params["datasets"] = ["digits", "loop", "shapes"]
+    params["runs"]["shapes-ae"] = {"dataset": "shapes", "model": "ae"}
     write_params(proj, params)
     assert_one_line_error(*stage(proj, capsys, "preprocess", "--dataset", "shapes"), "raw.npz is missing",
                           "dvc repro download@shapes")

@@ -37,6 +37,7 @@ def test_repo_params_are_valid():
     (lambda p: p["model"]["vae"].update(betta=2.0), "model.vae.betta"),
     (lambda p: p["model"]["vae"].update(train={"epochs": -1}), "model.vae.train.epochs"),
     (lambda p: p["data"].update(val_fraction=1.5), "data.val_fraction"),
+    (lambda p: p["runs"].update(x={"dataset": "digits", "model": "ae"}), "runs"),
 ])
 def test_bad_values_name_the_key(tmp_path, mutate, key):
     data = repo_params()
@@ -49,14 +50,14 @@ def test_bad_values_name_the_key(tmp_path, mutate, key):
 
 def test_unknown_model_type_lists_known_types(tmp_path):
     data = repo_params()
-    data["models"] = ["vea"]
+    data["models"] = ["ae", "vae", "vea"]
     with pytest.raises(UserError, match="unknown type `vea`.*vae"):
         load_params(write(tmp_path, data))
 
 
 def test_named_variant_and_train_override(tmp_path):
     data = repo_params()
-    data["models"] = ["vae", "betavae"]
+    data["models"] = ["ae", "vae", "betavae"]
     data["model"]["betavae"] = {"type": "vae", "beta": 4.0, "train": {"epochs": 3}}
     params = load_params(write(tmp_path, data))
     model_type, config, train = resolve_model(params, "betavae")

@@ -29,6 +29,7 @@ def repo_files() -> list[str]:
 def tiny_params(params: dict) -> dict:
     params["datasets"] = ["digits"]
     params["models"] = ["ae", "vae"]
+    params["runs"] = {f"digits-{m}": {"dataset": "digits", "model": m} for m in ("ae", "vae")}
     params["train"].update(epochs=2, max_steps_per_epoch=5)
     params["evaluate"]["figure_examples"] = 4
     return params
@@ -109,6 +110,21 @@ def test_promote_cli(project):
     assert "first champion" in out.stdout
     out = run([str(BIN / "aebench"), "promote", "digits", "vae", "--metric", "nonsense"], root, env, check=False)
     assert out.returncode == 2 and "unknown metric" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_dvc_remote_round_trip(project, tmp_path):
+    """Push to a local-folder remote, lose the cache and the outputs, pull: all up to date."""
+    root, env, _ = project
+    dvc = str(BIN / "dvc")
+    run([dvc, "remote", "add", "-d", "-f", "store", str(tmp_path / "remote")], root, env)
+    run([dvc, "push", "-q"], root, env)
+    shutil.rmtree(root / ".dvc" / "cache")
+    shutil.rmtree(root / "data" / "processed")
+    shutil.rmtree(root / "models")
+    run([dvc, "pull", "-q"], root, env)
+    assert (root / "models" / "digits" / "vae" / "checkpoint.pt").exists()
+    status = run([dvc, "status"], root, env).stdout.lower()
+    assert "up to date" in status, status
 
 
 def test_noop_and_targeted_rerun(project):

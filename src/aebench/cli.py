@@ -61,7 +61,9 @@ def _check(args) -> None:
     for name in params.models:
         model_type, config, train = resolve_model(params, name, path)
         print(f"{name}: type {model_type}, {config.model_dump()}, epochs {train.epochs}")
-    print(f"{path}: valid; {len(params.datasets)} datasets x {len(params.models)} models")
+    for key in params.runs:
+        print(f"run {key}")
+    print(f"{path}: valid; {len(params.datasets)} datasets, {len(params.models)} models, {len(params.runs)} runs")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,8 +2,10 @@
 
 params.yaml layout
 ------------------
-    datasets: [digits, lines, shapes]     # the DVC matrix iterates these two lists
-    models: [ae, vae]
+    datasets: [digits, lines, shapes]     # download@ and preprocess@ run for each
+    models: [ae, vae]                     # the models defined (each needs a section or a known type)
+    runs:                                 # which model trains on which dataset (train@/evaluate@)
+      digits-ae: {dataset: digits, model: ae}
     data:      seed, split fractions, mirror, per-dataset sizes (DataConfig)
     train:     the one training loop's settings (TrainConfig)
     evaluate:  the evaluator's settings (EvalConfig)
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, ValidationInfo
 
 from aebench.errors import UserError
 
@@ -85,9 +87,18 @@ class ModelSection(Strict):
     train: dict[str, Any] = Field(default_factory=dict)
 
 
+class Run(Strict):
+    """One (dataset, model) pair of the plan: a `train@<dataset>-<model>` and an
+    `evaluate@<dataset>-<model>` stage."""
+
+    dataset: str
+    model: str
+
+
 class Params(Strict):
     datasets: list[str] = Field(min_length=1)
     models: list[str] = Field(min_length=1)
+    runs: dict[str, Run] = Field(min_length=1)
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvalConfig = EvalConfig()
@@ -108,6 +119,19 @@ class Params(Strict):
         for name in sections:
             _check_name(name)
         return sections
+
+    @field_validator("runs")
+    @classmethod
+    def _runs_match(cls, runs: dict, info: ValidationInfo) -> dict:
+        datasets, models = info.data.get("datasets", []), info.data.get("models", [])
+        for key, run in runs.items():
+            if key != f"{run.dataset}-{run.model}":
+                raise ValueError(f"key `{key}` must be `{run.dataset}-{run.model}` (dataset-model)")
+            if run.dataset not in datasets:
+                raise ValueError(f"{key}: dataset `{run.dataset}` is not listed in `datasets`")
+            if run.model not in models:
+                raise ValueError(f"{key}: model `{run.model}` is not listed in `models`")
+        return runs
 
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")

@@ -40,8 +40,9 @@ def _check_names(params: Params, dataset: str, model: str | None = None) -> None
         raise UserError(f"unknown dataset `{dataset}`; known: {', '.join(known_datasets())} (see `datasets` in params.yaml)")
     if dataset not in params.datasets:
         raise UserError(f"dataset `{dataset}` is not listed in `datasets` of params.yaml")
-    if model is not None and model not in params.models:
-        raise UserError(f"model `{model}` is not listed in `models` of params.yaml; listed: {', '.join(params.models)}")
+    if model is not None and f"{dataset}-{model}" not in params.runs:
+        raise UserError(f"`{dataset}-{model}` is not in `runs` of params.yaml: add "
+                        f"`{dataset}-{model}: {{dataset: {dataset}, model: {model}}}` to run it")
 
 
 def download(dataset: str, root: Path | None = None) -> Path:
