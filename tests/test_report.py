@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from aebench.report import build_report, format_value
-from aebench.report.build import best_models, caption, md_table
+from aebench.report.formatting import best_models, caption
+from aebench.report.markdown import md_table
 
 PARAMS = """\
 # benchmark configuration
@@ -207,7 +208,7 @@ def test_markdown_links_figures_relatively(built):
 def test_provenance_section(built):
     *_, html, md = built
     for text in ("Provenance", "UTC", "0123456789abcdef0123456789abcdef", "aebench-mnist-ae",
-                 "1 min 15 s", "✓ passed", "cpu count", "python", "# benchmark configuration"):
+                 "1 min 15 s", "✓ passed", "CPU", "Python", "# benchmark configuration"):
         assert text in html, text
         assert text in md, text
     assert "Git commit" in html  # the report's own commit, "unknown" outside a git repository

@@ -175,6 +175,7 @@ def evaluate(model: AutoEncoderBase, train: Split, test: Split, out_dir: Path, *
         log.info("%s done in %.2fs", suite.__name__, time.perf_counter() - s0)
     metrics["train_seconds"] = float(run_info.get("train_seconds", math.nan))
     metrics["train_samples_per_s"] = float(run_info.get("samples_per_s", math.nan))
+    metrics["eval_seconds"] = time.perf_counter() - t0
     metrics = {k: float(v) for k, v in sorted(metrics.items())}
     write_training_curve(history, ctx.plots / "training_curve.csv")
     write_json_atomic(out_dir / "metrics.json", {k: (v if math.isfinite(v) else None) for k, v in metrics.items()})

@@ -27,6 +27,7 @@ DIRECTIONS: dict[str, str] = {
     "style_acc": "min",
     "train_seconds": "min",
     "train_samples_per_s": "max",
+    "eval_seconds": "min",
 }
 
 

@@ -1,5 +1,14 @@
-"""The benchmark report: a self-contained HTML page and a Markdown summary (see `build`)."""
+"""The benchmark report: a self-contained HTML page, a Markdown summary and the claims table.
 
-from aebench.report.build import build_report, collect, format_value
+Entry point: `build_report(root)` (see `build.py` for what it writes). The modules, in reading
+order: `collect` (read the pipeline's outputs), `claims` (+ `claims.yaml`: the papers' claims
+as data), `formatting`, `figures`, `tables`, `html_page`, `markdown`, `dvc_plots` (curves for
+`dvc plots show`), `provenance`, `template` (the page's stylesheet).
+"""
 
-__all__ = ["build_report", "collect", "format_value"]
+from aebench.report.build import build_report
+from aebench.report.claims import evaluate_claims, load_claims
+from aebench.report.collect import collect
+from aebench.report.formatting import format_value
+
+__all__ = ["build_report", "collect", "evaluate_claims", "format_value", "load_claims"]

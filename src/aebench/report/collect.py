@@ -1,0 +1,270 @@
+"""Read everything the report shows from the pipeline's outputs; nothing here renders.
+
+Inputs, relative to the repository root, all optional except `params.yaml` (without it the
+datasets and models are discovered from `eval/`):
+
+- `params.yaml`: `datasets`, `models` and `runs` (which model runs on which dataset; every
+  pair when absent); the whole file is shown under Provenance.
+- `eval/<dataset>/<model>/metrics.json`: flat `{metric: number}`; null/NaN mean missing.
+- `eval/<dataset>/<model>/plots/*.png`: figures; `training_curve.csv` (epoch, train_loss,
+  val_loss) and `roc.csv` (score, fpr, tpr, threshold) curves.
+- `models/<dataset>/<model>/run.json`: MLflow run, registered version, data hash, timings.
+- `data/processed/<dataset>/validation.json` (`success`) and `train.parquet` (its schema
+  metadata `aebench.n_classes`); `data/diffmap/<dataset>/embedding.png` and `diffmap.json`.
+
+Anything missing (a model not evaluated yet, no figures, no run record) becomes None or an
+empty list here and "—" or a note in the page; it never stops the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aebench.errors import UserError
+from aebench.metrics import DIRECTIONS
+from aebench.paths import eval_dir, model_dir, processed_dir
+from aebench.report import claims as claims_mod
+from aebench.report.formatting import best_models, order_columns
+from aebench.report.provenance import Environment, environment
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Curve:
+    epoch: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ModelResult:
+    name: str
+    metrics: dict[str, Any] | None = None  # None: no metrics.json (or unreadable)
+    metrics_error: str | None = None
+    plots: list[Path] = field(default_factory=list)
+    curve: Curve | None = None
+    roc_csv: Path | None = None
+    run: dict[str, Any] | None = None
+
+    @property
+    def status_note(self) -> str | None:
+        if self.metrics_error:
+            return "unreadable metrics.json"
+        if self.metrics is None:
+            return "not evaluated"
+        return None
+
+
+@dataclass
+class DatasetResult:
+    name: str
+    validation: bool | None
+    models: list[ModelResult]
+    columns: list[str]
+    best: dict[str, set[str]]  # metric -> names of the best model(s)
+    n_classes: int | None = None
+    data_hash: str | None = None  # of data/processed/<dataset> now
+    diffmap_png: Path | None = None
+    diffmap_seconds: float | None = None
+
+
+@dataclass
+class Report:
+    datasets: list[DatasetResult]
+    environment: Environment
+    claims: list[claims_mod.ClaimResult]
+
+
+# --------------------------------------------------------------------------- small readers
+
+
+def read_json(path: Path) -> tuple[Any, str | None]:
+    """(content, None), (None, None) when absent, or (None, error) when unreadable."""
+    if not path.is_file():
+        return None, None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        logger.warning("cannot read %s: %s", path, exc)
+        return None, str(exc)
+
+
+def _names(value: Any, key: str, path: Path) -> list[str]:
+    """A `datasets`/`models` entry as a list of names (strings, {name: ...} or [{name: ..}])."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [str(k) for k in value]
+    if isinstance(value, (list, tuple)):
+        names = []
+        for item in value:
+            if isinstance(item, dict) and "name" in item:
+                names.append(str(item["name"]))
+            elif isinstance(item, (str, int, float)):
+                names.append(str(item))
+            else:
+                raise UserError(f"{path}: `{key}` entries must be names, got {item!r}")
+        return names
+    raise UserError(f"{path}: `{key}` must be a list of names, got {type(value).__name__}")
+
+
+def _subdirs(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@dataclass
+class Plan:
+    """What this run trains: the datasets, the models, and which models run on which dataset."""
+
+    datasets: list[str]
+    models: list[str]
+    runs: dict[str, list[str]]  # dataset -> its models, in `models` order
+    params_text: str | None = None
+
+
+def _runs(value: Any, datasets: list[str], models: list[str], path: Path) -> dict[str, list[str]]:
+    """`runs: {key: {dataset, model}}` as dataset -> models; every pair when `runs` is absent."""
+    if value is None:
+        return {d: list(models) for d in datasets}
+    if not isinstance(value, dict) or not all(isinstance(r, dict) and {"dataset", "model"} <= set(r)
+                                              for r in value.values()):
+        raise UserError(f"{path}: `runs` must map keys to {{dataset: ..., model: ...}}")
+    pairs = {(str(r["dataset"]), str(r["model"])) for r in value.values()}
+    order = models + sorted({m for _, m in pairs} - set(models))
+    return {d: [m for m in order if (d, m) in pairs] for d in datasets}
+
+
+def read_plan(root: Path) -> Plan:
+    """The run's plan from params.yaml; discovered from eval/ when params.yaml is absent."""
+    path = root / "params.yaml"
+    if not path.is_file():
+        logger.warning("%s not found: reporting whatever is under %s", path, root / "eval")
+        datasets = _subdirs(root / "eval")
+        runs = {d: _subdirs(root / "eval" / d) for d in datasets}
+        return Plan(datasets, sorted({m for ms in runs.values() for m in ms}), runs)
+    text = path.read_text(encoding="utf-8")
+    try:
+        params = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(params, dict):
+        raise UserError(f"{path} must be a mapping with `datasets` and `models` lists")
+    datasets = _names(params.get("datasets"), "datasets", path)
+    models = _names(params.get("models"), "models", path)
+    return Plan(datasets, models, _runs(params.get("runs"), datasets, models, path), text)
+
+
+def _to_float(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "") else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+def read_curve(path: Path) -> Curve | None:
+    """Training curve from `epoch,train_loss,val_loss`; None when absent, empty or unreadable."""
+    if not path.is_file():
+        return None
+    curve = Curve()
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for i, row in enumerate(csv.DictReader(fh)):
+                epoch = _to_float(row.get("epoch"))
+                curve.epoch.append(epoch if epoch == epoch else float(i + 1))
+                curve.train_loss.append(_to_float(row.get("train_loss")))
+                curve.val_loss.append(_to_float(row.get("val_loss")))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        logger.warning("cannot read %s: %s", path, exc)
+        return None
+    return curve if curve.epoch else None
+
+
+def read_model(root: Path, dataset: str, model: str) -> ModelResult:
+    folder = eval_dir(dataset, model, root)
+    result = ModelResult(name=model)
+    metrics, error = read_json(folder / "metrics.json")
+    if error is None and metrics is not None and not isinstance(metrics, dict):
+        error = "not a JSON object"
+        logger.warning("%s: %s", folder / "metrics.json", error)
+        metrics = None
+    result.metrics, result.metrics_error = metrics, error
+    plots = folder / "plots"
+    result.plots = sorted(p for p in plots.glob("*.png") if p.is_file()) if plots.is_dir() else []
+    result.curve = read_curve(plots / "training_curve.csv")
+    result.roc_csv = plots / "roc.csv" if (plots / "roc.csv").is_file() else None
+    run, _ = read_json(model_dir(dataset, model, root) / "run.json")
+    result.run = run if isinstance(run, dict) else None
+    return result
+
+
+def read_validation(root: Path, dataset: str) -> bool | None:
+    content, _ = read_json(processed_dir(dataset, root) / "validation.json")
+    if isinstance(content, dict) and isinstance(content.get("success"), bool):
+        return content["success"]
+    return None
+
+
+def current_data_hash(root: Path, dataset: str) -> str | None:
+    """The hash train.py records as `data_hash`, of the processed data on disk now."""
+    folder = processed_dir(dataset, root)
+    if not all((folder / f"{s}.parquet").is_file() for s in ("train", "val", "test")):
+        return None
+    from aebench.data.parquet import data_hash
+
+    try:
+        return data_hash(folder)
+    except (OSError, UserError) as exc:
+        logger.warning("cannot hash %s: %s", folder, exc)
+        return None
+
+
+def read_diffmap(root: Path, dataset: str) -> tuple[Path | None, float | None]:
+    folder = root / "data" / "diffmap" / dataset
+    png = folder / "embedding.png"
+    info, _ = read_json(folder / "diffmap.json")
+    seconds = info.get("total_seconds") if isinstance(info, dict) else None
+    return (png if png.is_file() else None), (float(seconds) if isinstance(seconds, (int, float)) else None)
+
+
+# --------------------------------------------------------------------------- collect
+
+
+def read_dataset(root: Path, dataset: str, models: list[str]) -> DatasetResult:
+    results = [read_model(root, dataset, m) for m in models]
+    columns = order_columns({k for r in results if r.metrics for k in r.metrics})
+    best = {
+        col: best_models({r.name: (r.metrics or {}).get(col) for r in results}, DIRECTIONS.get(col))
+        for col in columns
+    }
+    diffmap_png, diffmap_seconds = read_diffmap(root, dataset)
+    return DatasetResult(
+        name=dataset, validation=read_validation(root, dataset), models=results, columns=columns, best=best,
+        n_classes=claims_mod.read_n_classes(processed_dir(dataset, root)),
+        data_hash=current_data_hash(root, dataset), diffmap_png=diffmap_png, diffmap_seconds=diffmap_seconds,
+    )
+
+
+def collect(root: Path, claims_path: Path | None = None) -> Report:
+    """Read everything the report shows and check the claims; missing inputs never raise."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"report root {root} is not a folder")
+    claims = claims_mod.load_claims(claims_path or claims_mod.CLAIMS_FILE)
+    plan = read_plan(root)
+    results = [read_dataset(root, d, plan.runs[d]) for d in plan.datasets]
+    run_data = claims_mod.RunData(
+        datasets=plan.datasets, models=plan.models,
+        metrics={(ds.name, r.name): r.metrics for ds in results for r in ds.models},
+        n_classes={ds.name: ds.n_classes for ds in results},
+    )
+    return Report(results, environment(root, plan.params_text), claims_mod.evaluate_claims(claims, run_data))

@@ -1,0 +1,87 @@
+"""The report's figures: every model's figures grouped by kind, and the training curves.
+
+Figures are compared across models, so the page shows one kind at a time (all models'
+reconstructions side by side, then all samples, ...) rather than one model at a time.
+Training curves are small multiples, one panel per model with its own y-axis: the models
+optimise different objectives (an MSE, a negative ELBO, adversarial terms that can be
+negative), so one shared axis would flatten all but the largest.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from aebench.report.formatting import caption
+
+# Figure kinds shown first, in this order (file stems under eval/<d>/<m>/plots/); any other
+# kind follows alphabetically.
+KIND_ORDER = ("reconstructions", "samples", "interpolations", "codes_2d", "roc", "swap_grid",
+              "swap_grid_accumulated", "accumulation", "daydream", "random_walks", "random_walk")
+
+
+@dataclass
+class FigureKind:
+    name: str  # file stem, e.g. "codes_2d"
+    items: list[tuple[str, Path]]  # (model, png), in the run's model order
+
+    @property
+    def title(self) -> str:
+        return caption(self.name)
+
+
+def group_by_kind(models: Sequence) -> list[FigureKind]:
+    """PNG figures of a dataset's models grouped by file stem, known kinds first."""
+    kinds: dict[str, list[tuple[str, Path]]] = {}
+    for model in models:
+        for png in model.plots:
+            kinds.setdefault(png.stem, []).append((model.name, png))
+
+    def rank(name: str) -> tuple[int, str]:
+        return (KIND_ORDER.index(name) if name in KIND_ORDER else len(KIND_ORDER)), name
+
+    return [FigureKind(name, kinds[name]) for name in sorted(kinds, key=rank)]
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def render_training_curves(curves: Sequence[tuple[str, object]], dataset: str) -> bytes | None:
+    """One panel per model (validation solid, train dashed), as PNG bytes; None if no curve."""
+    curves = [(name, c) for name, c in curves if c is not None]
+    if not curves:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    ncols = min(4, len(curves))
+    nrows = math.ceil(len(curves) / ncols)
+    fig = Figure(figsize=(2.6 * ncols + 0.4, 2.1 * nrows + 0.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat[len(curves):]:
+        ax.set_visible(False)
+    for ax, (name, curve) in zip(axes.flat, curves):
+        ax.plot(curve.epoch, curve.val_loss, color="C0", linewidth=1.6, label="validation")
+        if any(math.isfinite(v) for v in curve.train_loss):
+            ax.plot(curve.epoch, curve.train_loss, color="C1", linestyle="--", linewidth=1.2, label="train")
+        values = [v for v in curve.val_loss + curve.train_loss if math.isfinite(v)]
+        if values and min(values) > 0 and max(values) / min(values) > 50:
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=8)
+        ax.grid(True, alpha=0.3)
+    axes.flat[0].legend(fontsize=7, loc="best")
+    fig.supxlabel("epoch", fontsize=9)
+    fig.supylabel("loss (each model's own objective)", fontsize=9)
+    fig.suptitle(f"Training curves: {dataset}", fontsize=11)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()

@@ -1,0 +1,122 @@
+"""The GitHub-Markdown summary (`summary.md`) and the stand-alone claims table (`claims.md`).
+
+Figures are linked by relative path (`../eval/...`), so the summary renders on GitHub or in
+an editor next to the pipeline's outputs; the training-curve figures, which exist only in
+memory for the HTML page, are written to `<out_dir>/figures/` for it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import quote
+
+from aebench.report.claims import ClaimResult
+from aebench.report.collect import DatasetResult, Report
+from aebench.report.figures import group_by_kind
+from aebench.report.formatting import MISSING, format_value, header_label, short
+from aebench.report.tables import (LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE, claim_counts,
+                                   data_table, environment_rows, run_rows, stage_time_table, validation_label)
+
+FIGURES_PER_ROW = 4
+
+
+def _md_cell(text: Any) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str] | None = None) -> str:
+    align = align or ["l"] * len(headers)
+    sep = {"l": "---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |",
+             "| " + " | ".join(sep[a] for a in align) + " |"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _rel_link(target: Path, out_dir: Path) -> str:
+    rel = os.path.relpath(Path(target).resolve(), Path(out_dir).resolve())
+    return quote(rel.replace(os.sep, "/"))
+
+
+def claims_table(claims: list[ClaimResult]) -> str:
+    """The claims as one Markdown table (also written alone to claims.md, e.g. for the README)."""
+    if not claims:
+        return f"{MISSING} no claims defined."
+    rows = []
+    for r in claims:
+        measured = "<br>".join(f"{STATUS_MARK[c.status]} {c.describe()}" + (f" _({c.why})_" if c.why else "")
+                               for c in r.checks)
+        if r.reason:
+            measured += f"<br>_{r.reason}_"
+        rows.append([f"**{r.status}**", r.claim.paper, r.claim.statement, r.claim.dataset, measured])
+    return md_table(["Status", "Paper", "Claim", "Dataset", "Measured"], rows)
+
+
+def _metrics_table(ds: DatasetResult) -> str:
+    rows = []
+    for r in ds.models:
+        row = [f"{r.name} _({r.status_note})_" if r.status_note else r.name]
+        for col in ds.columns:
+            text = format_value((r.metrics or {}).get(col), col)
+            row.append(f"**{text}**" if text != MISSING and r.name in ds.best.get(col, ()) else text)
+        rows.append(row)
+    return md_table(["Model", *[header_label(c) for c in ds.columns]], rows, ["l"] + ["r"] * len(ds.columns))
+
+
+def _figure_grid(items: list[tuple[str, Path]], out_dir: Path, title: str) -> list[str]:
+    """Figures of one kind side by side: a table of up to FIGURES_PER_ROW models per row."""
+    out = []
+    for start in range(0, len(items), FIGURES_PER_ROW):
+        chunk = items[start:start + FIGURES_PER_ROW]
+        images = [f"![{title}: {model}]({_rel_link(path, out_dir)})" for model, path in chunk]
+        out += [md_table([model for model, _ in chunk], [images], ["c"] * len(chunk)), ""]
+    return out
+
+
+def _dataset(ds: DatasetResult, out_dir: Path, curve_file: Path | None) -> list[str]:
+    facts = [f"validation {validation_label(ds.validation)}"]
+    if ds.n_classes:
+        facts.append(f"{ds.n_classes} classes")
+    if ds.data_hash:
+        facts.append(f"data hash `{short(ds.data_hash, 16)}`")
+    out = [f"## Dataset: {ds.name}", "", " · ".join(facts), "", "### Metrics", ""]
+    if not ds.columns:
+        out += [f"{MISSING} no metrics yet.", ""]
+    if ds.models:
+        out += [_metrics_table(ds), ""]
+    out += ["### Training curves", ""]
+    if curve_file:
+        out += [f"![Training curves for {ds.name}]({_rel_link(curve_file, out_dir)})", "",
+                "_One panel per model: validation solid, train dashed._", ""]
+    else:
+        out += [f"{MISSING} no training curves yet.", ""]
+    out += ["### Figures", ""]
+    kinds = group_by_kind(ds.models)
+    if not kinds:
+        out += [f"{MISSING} no figures yet.", ""]
+    for kind in kinds:
+        out += [f"#### {kind.title}", "", *_figure_grid(kind.items, out_dir, kind.title)]
+    return out
+
+
+def render_markdown(report: Report, out_dir: Path, curve_files: dict[str, Path] | None = None) -> str:
+    curve_files = curve_files or {}
+    env = report.environment
+    out = [f"# {TITLE}", "", f"Generated {env.generated} · commit `{short(env.git_commit, 12)}`", "",
+           "**Legend**", "", *[f"- {line}" for line in LEGEND_LINES], ""]
+    out += ["## Claims", "", f"{claim_counts(report.claims)} at this run's budget.", "", claims_table(report.claims), ""]
+    for ds in report.datasets:
+        out += _dataset(ds, out_dir, curve_files.get(ds.name))
+    out += ["## Provenance", "", "### Environment", "", md_table(["Item", "Value"], environment_rows(report)), ""]
+    out += ["### Time per stage", "", f"_{TIMING_NOTE}_", "", md_table(*stage_time_table(report)), ""]
+    out += ["### Data", "", md_table(*data_table(report)), ""]
+    out += ["### Training runs", "", md_table(RUN_HEADERS, run_rows(report)), ""]
+    out += ["### params.yaml", ""]
+    if env.params_text is None:
+        out += [f"{MISSING} params.yaml not found.", ""]
+    else:
+        fence = "````" if "```" in env.params_text else "```"
+        out += [f"{fence}yaml", env.params_text.rstrip("\n"), fence, ""]
+    return "\n".join(out)

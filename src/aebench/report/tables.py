@@ -1,0 +1,101 @@
+"""The report's tables as plain text cells, shared by the HTML page and the Markdown summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aebench.report.claims import HELD, NOT_HELD, NOT_RUN, ClaimResult
+from aebench.report.collect import DatasetResult, Report
+from aebench.report.formatting import MISSING, format_duration, format_value, is_number, short
+from aebench.report.provenance import runs_devices, stage_times
+
+TITLE = "aebench report"
+STATUS_MARK = {HELD: "✓", NOT_HELD: "✗", NOT_RUN: "–"}
+
+LEGEND_LINES = [
+    "↑ after a metric name: higher is better; ↓: lower is better; no arrow: direction unknown, no best marked.",
+    "Bold (highlighted): best value of its column for that dataset, ties all marked; "
+    "marked only when at least two models have a value.",
+    f"{MISSING}: missing (model not evaluated yet, metric not computed, or NaN).",
+    "Claims: held when every check holds at this run's budget, not held when a measured check fails, "
+    "not run when a dataset, model or metric it needs is not part of this run.",
+]
+
+TIMING_NOTE = ("DVC records no stage durations (dvc.lock holds hashes only); these are the seconds the stages "
+               "record themselves, summed over the run's datasets and models; each row names its source.")
+
+
+def validation_label(ok: bool | None) -> str:
+    return {True: "✓ passed", False: "✗ failed", None: f"{MISSING} not validated"}[ok]
+
+
+def claim_counts(claims: list[ClaimResult]) -> str:
+    counts = {s: sum(c.status == s for c in claims) for s in (HELD, NOT_HELD, NOT_RUN)}
+    return " · ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def environment_rows(report: Report) -> list[tuple[str, str]]:
+    env = report.environment
+    commit = env.git_commit
+    if env.git_dirty:
+        commit += " (with uncommitted changes to tracked files)"
+    versions = dict(env.versions)
+    python = versions.pop("python", MISSING)
+    machine = env.machine
+    cpu = f"{machine.get('cpu', MISSING)} × {machine.get('cpu count', MISSING)}"
+    return [
+        ("Generated", env.generated), ("Git commit", commit), ("Python", python),
+        ("Libraries", " · ".join(f"{name} {version}" for name, version in versions.items())),
+        ("Platform", f"{machine.get('platform', MISSING)} ({machine.get('machine', MISSING)})"),
+        ("CPU", cpu), ("Memory", machine.get("memory", MISSING)),
+        ("Training devices", runs_devices(report.datasets)),
+    ]
+
+
+def stage_time_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    rows = [[t.stage, f"{t.timed}/{t.total}", format_duration(t.seconds) if t.timed else "not recorded", t.source]
+            for t in stage_times(report.datasets)]
+    return ["Stage", "Instances timed", "Total time", "Source"], rows
+
+
+def _trained_on(ds: DatasetResult) -> str:
+    """Whether the models' recorded data hashes match the processed data on disk."""
+    hashes = {r.name: (r.run or {}).get("data_hash") for r in ds.models if r.run}
+    hashes = {m: h for m, h in hashes.items() if h}
+    if not hashes:
+        return MISSING
+    stale = sorted(m for m, h in hashes.items() if ds.data_hash and h != ds.data_hash)
+    if stale:
+        return f"✗ {', '.join(stale)} trained on other data"
+    if len(set(hashes.values())) > 1:
+        return "✗ models trained on different data"
+    return f"✓ all {len(hashes)} trained models"
+
+
+def data_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    rows = [[ds.name, validation_label(ds.validation), format_value(ds.n_classes) if ds.n_classes else MISSING,
+             short(ds.data_hash, 16), _trained_on(ds)] for ds in report.datasets]
+    return ["Dataset", "Validation", "Classes", "Data hash (processed)", "Same data"], rows
+
+
+RUN_HEADERS = ["Dataset", "Model", "Run ID", "Registered model", "Version", "Git commit", "Data hash", "Epochs",
+               "Device", "Train time", "Eval time"]
+
+
+def _cell(value: Any) -> str:
+    return MISSING if value is None or value == "" else str(value)
+
+
+def run_rows(report: Report) -> list[list[str]]:
+    rows = []
+    for ds in report.datasets:
+        for r in ds.models:
+            run = r.run or {}
+            epochs = run.get("epochs")
+            rows.append([
+                ds.name, r.name, _cell(run.get("run_id")), _cell(run.get("registered_name")),
+                _cell(run.get("version")), short(run.get("git_commit"), 10), short(run.get("data_hash"), 12),
+                format_value(epochs) if is_number(epochs) else _cell(epochs), _cell(run.get("device")),
+                format_duration(run.get("train_seconds")), format_duration((r.metrics or {}).get("eval_seconds")),
+            ])
+    return rows

@@ -1,0 +1,81 @@
+"""A small fake pipeline tree for the report tests: params, metrics, figures, curves, run records.
+
+Not a test module: `test_report_*.py` import it. Everything is written the way the stages
+write it (metrics.json with null for missing values, roc.csv with a `score` column, the
+schema metadata `aebench.n_classes` in train.parquet).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+CURVE = "epoch,train_loss,val_loss\n1,1.0,1.2\n2,0.6,0.8\n3,0.4,0.7\n"
+ROC = "score,fpr,tpr,threshold\n" + "".join(
+    f"{name},{f},{t},{th}\n" for name, pts in (("-log N(z)", [(0, 0), (0.1, 0.5), (0.4, 0.9), (1, 1)]),
+                                              ("negative ELBO", [(0, 0), (0.3, 0.5), (1, 1)]))
+    for th, (f, t) in enumerate(pts))
+
+
+def png(label: str, seed: int = 0, size: tuple[float, float] = (2.4, 1.6)) -> bytes:
+    """A small labelled image, different per (label, seed), so screenshots show what is where."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=60)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(np.random.default_rng(seed).random((6, 10)), cmap="viridis")
+    ax.set_title(label, fontsize=9)
+    ax.set_axis_off()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def write_parquet_meta(folder: Path, n_classes: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"index": [0, 1], "label": [0, 1]})
+    table = table.replace_schema_metadata({b"aebench.n_classes": json.dumps(n_classes).encode()})
+    for split in ("train", "val", "test"):
+        pq.write_table(table, folder / f"{split}.parquet")
+
+
+def build_tree(root: Path, metrics: dict[str, dict[str, dict]], *, kinds=("reconstructions", "samples", "codes_2d"),
+               extra_kinds: dict[tuple[str, str], list[str]] | None = None, roc: tuple[tuple[str, str], ...] = (),
+               models: list[str] | None = None, n_classes: dict[str, int] | None = None,
+               plan_runs: bool = True) -> Path:
+    """metrics: {dataset: {model: metrics dict}}; every model listed gets figures of `kinds`,
+    a training curve and a run.json; `extra_kinds` adds figures to one (dataset, model).
+    params.yaml plans exactly these pairs in `runs` (or, with plan_runs=False, has no `runs`)."""
+    datasets = list(metrics)
+    models = models or list(dict.fromkeys(m for d in metrics.values() for m in d))
+    root.mkdir(parents=True, exist_ok=True)
+    runs = {f"{d}-{m}": {"dataset": d, "model": m} for d in metrics for m in metrics[d]}
+    (root / "params.yaml").write_text(f"datasets: {json.dumps(datasets)}\nmodels: {json.dumps(models)}\n"
+                                      + (f"runs: {json.dumps(runs)}\n" if plan_runs else "")
+                                      + "train:\n  epochs: 3\n")
+    for di, dataset in enumerate(datasets):
+        if n_classes and dataset in n_classes:
+            write_parquet_meta(root / "data" / "processed" / dataset, n_classes[dataset])
+        for mi, (model, values) in enumerate(metrics[dataset].items()):
+            folder = root / "eval" / dataset / model
+            (folder / "plots").mkdir(parents=True, exist_ok=True)
+            (folder / "metrics.json").write_text(json.dumps(values))
+            for ki, kind in enumerate([*kinds, *(extra_kinds or {}).get((dataset, model), [])]):
+                (folder / "plots" / f"{kind}.png").write_bytes(png(f"{dataset} {model} {kind}", 100 * di + 10 * mi + ki))
+            (folder / "plots" / "training_curve.csv").write_text(CURVE)
+            if (dataset, model) in roc:
+                (folder / "plots" / "roc.csv").write_text(ROC)
+            run = {"run_id": f"run{di}{mi}", "registered_name": f"{dataset}-{model}", "version": "1",
+                   "git_commit": "c" * 40, "data_hash": "d" * 64, "train_seconds": 10.0 + mi, "epochs": 3,
+                   "device": "cpu"}
+            (root / "models" / dataset / model).mkdir(parents=True, exist_ok=True)
+            (root / "models" / dataset / model / "run.json").write_text(json.dumps(run))
+    return root
