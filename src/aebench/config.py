@@ -26,6 +26,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, ValidationInfo
 
+from aebench.diffmap_stage import DiffmapConfig
 from aebench.errors import UserError
 
 
@@ -77,6 +78,8 @@ class EvalConfig(Strict):
     max_train_codes: int = Field(20000, gt=0, description="train codes used as kNN/probe reference")
     figure_examples: int = Field(8, gt=0)
     seed: int = 0
+    ood_companion: dict[str, str] = Field(
+        default_factory=dict, description="dataset -> its out-of-distribution companion (e.g. mnist: omniglot)")
 
 
 class ModelSection(Strict):
@@ -102,6 +105,7 @@ class Params(Strict):
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvalConfig = EvalConfig()
+    diffmap: DiffmapConfig = DiffmapConfig()
     model: dict[str, ModelSection] = Field(default_factory=dict)
 
     @field_validator("datasets", "models")

@@ -137,6 +137,16 @@ def model_suite(ctx: EvalContext) -> dict[str, float]:
     return ctx.model.extra_metrics(ctx)
 
 
+def _dataset_suites() -> list[Suite]:
+    """Suites that decide from the data whether they apply: lines interpolation (the ACAI
+    benchmark), disentanglement (datasets with factors), OoD detection (a companion given)."""
+    from aebench.metrics.disentanglement import disentanglement_suite
+    from aebench.metrics.interpolation import interpolation_suite
+    from aebench.metrics.ood import ood_suite
+
+    return [interpolation_suite, disentanglement_suite, ood_suite]
+
+
 Suite = Callable[[EvalContext], dict[str, float]]
 SUITES: list[Suite] = [reconstruction_suite, likelihood_suite, representation_suite, figures_suite, model_suite]
 
@@ -152,7 +162,8 @@ def write_training_curve(history: list[dict], path: Path) -> None:
 
 
 def evaluate(model: AutoEncoderBase, train: Split, test: Split, out_dir: Path, *, run_info: dict, history: list[dict],
-             k: int = 5, seed: int = 0, max_train_codes: int = 20000, figure_examples: int = 8) -> dict[str, float]:
+             k: int = 5, seed: int = 0, max_train_codes: int = 20000, figure_examples: int = 8,
+             extra: dict | None = None) -> dict[str, float]:
     """Run every suite; write metrics.json and plots/ under `out_dir`; return the metrics."""
     t0 = time.perf_counter()
     model.eval()
@@ -165,11 +176,11 @@ def evaluate(model: AutoEncoderBase, train: Split, test: Split, out_dir: Path, *
     ctx = EvalContext(
         model=model, train=train, test=test, test_x=test_x,
         z_train=encode_all(model, split_tensors(train, device)["x"]), z_test=encode_all(model, test_x),
-        k=k, seed=seed, plots=out_dir / "plots", figure_examples=figure_examples,
+        k=k, seed=seed, plots=out_dir / "plots", figure_examples=figure_examples, extra=dict(extra or {}),
     )
     ctx.plots.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, float] = {}
-    for suite in SUITES:
+    for suite in SUITES + _dataset_suites():
         s0 = time.perf_counter()
         metrics.update(suite(ctx))
         log.info("%s done in %.2fs", suite.__name__, time.perf_counter() - s0)

@@ -122,6 +122,7 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
     device = resolve_device(train_cfg.device)
     torch.manual_seed(train_cfg.seed)
     model = build_model(model_type, config, info)
+    model.prepare(dataset, root)
     dhash = data_hash(processed)
     fingerprint = _fingerprint(dataset=dataset, model=model_name, type=model_type, config=config.model_dump(),
                                train=train_cfg.model_dump(), data=dhash)
@@ -207,9 +208,19 @@ def evaluate(dataset: str, model_name: str, root: Path | None = None) -> dict:
     processed = paths.processed_dir(dataset, root)
     out = paths.eval_dir(dataset, model_name, root)
     ev = params.evaluate
+    extra = {}
+    companion = ev.ood_companion.get(dataset)
+    if companion:
+        companion_test = paths.processed_dir(companion, root) / "test.parquet"
+        if not companion_test.exists():
+            raise UserError(f"{companion_test} is missing: `evaluate.ood_companion` pairs {dataset} with {companion}; "
+                            f"add {companion} to `datasets` (and run `dvc repro preprocess@{companion}`) or remove the pair")
+        from aebench.training import split_tensors
+
+        extra = {"ood_x": split_tensors(read_split(companion_test), model.device)["x"], "ood_name": companion}
     metrics = run_evaluation(model, read_split(processed / "train.parquet"), read_split(processed / "test.parquet"),
                              out, run_info=run_info, history=payload.get("history", []), k=ev.knn_k, seed=ev.seed,
-                             max_train_codes=ev.max_train_codes, figure_examples=ev.figure_examples)
+                             max_train_codes=ev.max_train_codes, figure_examples=ev.figure_examples, extra=extra)
     client = tracking.client(root)
     tracking.RunLogger(client, run_info["run_id"])(metrics, 0)
     client.log_artifacts(run_info["run_id"], str(out / "plots"), "plots")

@@ -489,6 +489,7 @@ EMBEDDED: dict[str, Callable[[int, int], RawDataset]] = {
     "loop": make_loop,
     "sphere": make_sphere,
     "torus": make_torus,
+    "letters": lambda n, seed: __import__("aebench.data.letters", fromlist=["make_letters"]).make_letters(n, seed),
 }
 """Name -> function (n, seed) -> RawDataset for every dataset that needs no download.
 

@@ -11,6 +11,7 @@ Optional, with defaults here:
 - `sample(n, generator)`: draws from the model's generative process (None if it has none).
 - `neg_elbo(x)`: per-datum negative ELBO in nats, for models with a likelihood.
 - `on_epoch_start(epoch, train_x)`: a hook for models with per-epoch state.
+- `prepare(dataset, root)`: load auxiliary inputs before training (a precomputed embedding).
 State that must survive a checkpoint lives in parameters or buffers.
 
 - `batches(data, batch_size, generator, max_steps)`: the training batches of an epoch
@@ -131,6 +132,10 @@ class AutoEncoderBase(nn.Module, metaclass=abc.ABCMeta):
         return None
 
     def on_epoch_start(self, epoch: int, train_x: torch.Tensor) -> None:
+        return None
+
+    def prepare(self, dataset: str, root) -> None:
+        """Load auxiliary inputs a model trains on beyond its split (DVAE's diffusion map)."""
         return None
 
     def batches(self, data: dict[str, torch.Tensor], batch_size: int, generator: torch.Generator | None,

@@ -1,9 +1,13 @@
 """The variational autoencoder (Kingma & Welling 2014) with a `beta` weight on the KL
 (Higgins et al. 2017; beta = 1 is the plain VAE, beta > 1 the beta-VAE baseline).
 
-q(z|x) = N(mu(x), diag exp(logvar(x))), p(z) = N(0, I), p(x|z) from `Likelihood`.
+q(z|x) = N(mu(x), diag exp(logvar(x))), p(z) = N(0, I), p(x|z) from the decoder: the
+feed-forward one by default, or a conditional PixelCNN (`decoder: pixelcnn`), the setting of
+the ACN paper's claim that a VAE's codes collapse under an autoregressive decoder.
 Loss per datum: NLL(x | z) + beta * KL(q || p), averaged over the batch. `neg_elbo`
-reports the beta = 1 bound in nats with one posterior sample, as is usual.
+reports the beta = 1 bound in nats with one posterior sample, as is usual; the evaluator also
+gets `coding_cost_nats`, the mean KL(q || p): what it costs to transmit the codes, to set
+against ACN's.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import torch
 from pydantic import Field
 
 from aebench.models import register
-from aebench.models.base import AutoEncoderBase, DataInfo, Likelihood, ModelConfig
-from aebench.nets import build_decoder, build_encoder
+from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig
+from aebench.models.pixelcnn import DecoderKind, PixelCNNConfig, make_decoder
+from aebench.nets import build_encoder
 
 
 class VAEConfig(ModelConfig):
     beta: float = Field(1.0, ge=0, description="weight of the KL term")
+    decoder: DecoderKind = Field("deconv", description="deconv: feed-forward; pixelcnn: autoregressive")
+    pixelcnn: PixelCNNConfig = PixelCNNConfig()
 
 
 def gaussian_kl_to_standard(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -32,8 +39,8 @@ class VAE(AutoEncoderBase):
     def __init__(self, config: VAEConfig, info: DataInfo):
         super().__init__(config, info)
         self.encoder = build_encoder(info.shape, 2 * config.latent_dim, config.arch, config.width)
-        self.decoder = build_decoder(config.latent_dim, info.shape, config.arch, config.width)
-        self.likelihood = Likelihood(info.kind)
+        self.decoder = make_decoder(config.decoder, info, config.latent_dim, config.arch, config.width,
+                                    config.pixelcnn)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=1)
@@ -42,13 +49,13 @@ class VAE(AutoEncoderBase):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.posterior(x)[0]
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.likelihood.mean(self.decoder(z))
+    def decode(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.decoder.decode(z, generator)
 
     def _terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.posterior(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        return self.likelihood.nll(self.decoder(z), x), gaussian_kl_to_standard(mu, logvar)
+        return self.decoder.nll(z, x), gaussian_kl_to_standard(mu, logvar)
 
     def loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         nll, kl = self._terms(batch["x"])
@@ -64,4 +71,9 @@ class VAE(AutoEncoderBase):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
-        return self.decode(z)
+        return self.decode(z, generator)
+
+    @torch.no_grad()
+    def extra_metrics(self, ctx) -> dict[str, float]:
+        kl = torch.cat([self.kl_per_datum(ctx.test_x[i:i + 512]).cpu() for i in range(0, len(ctx.test_x), 512)])
+        return {"coding_cost_nats": float(kl.mean())}
