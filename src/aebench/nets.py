@@ -6,6 +6,11 @@ the resolution with stride-2 4x4 convolutions while the side stays even and at l
 (32 -> 16 -> 8 -> 4, 28 -> 14 -> 7) and mirror that with transposed convolutions, so any
 such image size works without per-dataset code. Decoders return unconstrained outputs of the
 data's shape; the model decides the output activation (logits, means).
+
+`arch="acai"` is the architecture of the ACAI paper's official code (Berthelot et al. 2019,
+brain-research/acai `lib/layers.py`), offered to every model so that comparisons can use the
+paper's nets; see `ACAIEncoder`. It needs images; on vector data it falls back to the MLP so
+that a model section may set it once for every dataset.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-Arch = Literal["auto", "conv", "mlp"]
+Arch = Literal["auto", "conv", "mlp", "acai"]
 
 
 def resolve_arch(shape: tuple[int, ...], arch: Arch = "auto") -> str:
+    if arch == "acai":
+        return "acai" if len(shape) == 3 else "mlp"
     if arch != "auto":
         if arch == "conv" and len(shape) != 3:
             raise ValueError(f"arch 'conv' needs image data (C, H, W), got shape {shape}")
@@ -70,6 +77,100 @@ class ConvDecoder(nn.Module):
         return self.body(self.project(z).view(-1, *self.start))
 
 
+# --------------------------------------------------------------------------------------------
+# The ACAI paper's conv nets
+# --------------------------------------------------------------------------------------------
+
+ACAI_SLOPE = 0.2  # tf.nn.leaky_relu's default slope, used throughout the official code
+
+
+def acai_init_(module: nn.Module, slope: float = ACAI_SLOPE) -> nn.Module:
+    """The official code's initialiser for every conv (here also the fallback linear maps):
+    weights ~ N(0, 1 / ((1 + slope^2) fan_in)), fan_in = in_channels x kernel area (a He init
+    corrected for the leaky slope), biases zero (TensorFlow's default)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            fan_in = m.weight[0].numel()
+            nn.init.normal_(m.weight, 0.0, 1.0 / math.sqrt((1.0 + slope**2) * fan_in))
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def acai_plan(shape: tuple[int, ...], latent_dim: int) -> tuple[int, tuple[int, int], int, bool]:
+    """(scales, (h, w) of the code map, code channels, whether a linear map is needed).
+
+    The official code pools 32x32 images `scales` times down to a `latent_width` side and
+    flattens `latent` channels there (lines: 4 scales to 2x2 x 16 channels = 64 numbers). Here
+    the code is a vector of `latent_dim`, so the side is derived: halve while the side is even
+    and above 2 (32 -> 2x2, 8 -> 2x2, 28 -> 7x7), and keep halving while h x w does not divide
+    `latent_dim` (32 with latent 10 -> 1x1). The code map then has latent_dim / (h w) channels
+    and the net is all-convolutional like the paper's. Where h x w still does not divide it (odd
+    sides, e.g. 28x28 -> 7x7 with latent 16), the last conv gives ceil(latent_dim / (h w))
+    channels and a linear map (no activation) turns the flattened map into the code, mirrored
+    in the decoder.
+    """
+    _, h, w = shape
+    scales = 0
+    while h % 2 == 0 and w % 2 == 0 and (min(h, w) > 2 or latent_dim % (h * w)):
+        h, w, scales = h // 2, w // 2, scales + 1
+    area = h * w
+    return scales, (h, w), -(-latent_dim // area), latent_dim % area != 0
+
+
+def _lrelu() -> nn.Module:
+    return nn.LeakyReLU(ACAI_SLOPE)  # PyTorch's default slope is 0.01, not the paper's 0.2
+
+
+class ACAIEncoder(nn.Module):
+    """1x1 conv; per scale two [3x3 conv, LeakyReLU(0.2)] with width x 2^scale channels and
+    2x2 average pooling; a 3x3 conv with width x 2^scales channels + LeakyReLU; a linear 3x3
+    conv to the code channels; flattened (see `acai_plan`). No normalisation layers."""
+
+    def __init__(self, shape: tuple[int, ...], out_dim: int, width: int):
+        super().__init__()
+        scales, (h, w), code_channels, needs_linear = acai_plan(shape, out_dim)
+        layers: list[nn.Module] = [nn.Conv2d(shape[0], width, 1)]
+        c_in = width
+        for scale in range(scales):
+            c = width << scale
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), _lrelu(), nn.Conv2d(c, c, 3, padding=1), _lrelu(),
+                       nn.AvgPool2d(2)]
+            c_in = c
+        layers += [nn.Conv2d(c_in, width << scales, 3, padding=1), _lrelu(),
+                   nn.Conv2d(width << scales, code_channels, 3, padding=1), nn.Flatten()]
+        if needs_linear:
+            layers.append(nn.Linear(code_channels * h * w, out_dim))
+        self.net = acai_init_(nn.Sequential(*layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ACAIDecoder(nn.Module):
+    """The encoder mirrored: the code as a (channels, h, w) map; per scale (largest first) two
+    [3x3 conv, LeakyReLU(0.2)] and nearest-neighbour 2x upsampling; a 3x3 conv with `width`
+    channels + LeakyReLU; a linear 3x3 conv to the image channels (no output activation)."""
+
+    def __init__(self, latent_dim: int, shape: tuple[int, ...], width: int):
+        super().__init__()
+        scales, (h, w), code_channels, needs_linear = acai_plan(shape, latent_dim)
+        self.start = (code_channels, h, w)
+        self.project = nn.Linear(latent_dim, code_channels * h * w) if needs_linear else nn.Identity()
+        layers: list[nn.Module] = []
+        c_in = code_channels
+        for scale in range(scales - 1, -1, -1):
+            c = width << scale
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), _lrelu(), nn.Conv2d(c, c, 3, padding=1), _lrelu(),
+                       nn.Upsample(scale_factor=2, mode="nearest")]
+            c_in = c
+        layers += [nn.Conv2d(c_in, width, 3, padding=1), _lrelu(), nn.Conv2d(width, shape[0], 3, padding=1)]
+        self.body = nn.Sequential(*layers)
+        acai_init_(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(self.project(z).view(-1, *self.start))
+
+
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
     """Linear layers with `activation` between them (none after the last)."""
     layers: list[nn.Module] = []
@@ -101,13 +202,19 @@ class MLPDecoder(nn.Module):
 
 def build_encoder(shape: tuple[int, ...], out_dim: int, arch: Arch = "auto", width: int = 32) -> nn.Module:
     """Data of `shape` -> vectors of `out_dim` (e.g. 2 x latent for mean and log-variance)."""
-    if resolve_arch(shape, arch) == "conv":
+    resolved = resolve_arch(shape, arch)
+    if resolved == "acai":
+        return ACAIEncoder(shape, out_dim, width)
+    if resolved == "conv":
         return ConvEncoder(shape, out_dim, width)
     return MLPEncoder(shape, out_dim, hidden=8 * width)
 
 
 def build_decoder(latent_dim: int, shape: tuple[int, ...], arch: Arch = "auto", width: int = 32) -> nn.Module:
     """Codes of `latent_dim` -> unconstrained outputs of `shape`."""
-    if resolve_arch(shape, arch) == "conv":
+    resolved = resolve_arch(shape, arch)
+    if resolved == "acai":
+        return ACAIDecoder(latent_dim, shape, width)
+    if resolved == "conv":
         return ConvDecoder(latent_dim, shape, width)
     return MLPDecoder(latent_dim, shape, hidden=8 * width)
