@@ -1,0 +1,208 @@
+"""A conditional gated PixelCNN decoder p(x | z), and the plain feed-forward decoder behind
+the same three-method interface, so a model picks either by one config field.
+
+Why it exists: the ACN paper's central claim (Graves, Menick & van den Oord 2018) is about
+autoregressive decoders. A PixelCNN can model the pixels without the code, so a VAE that pays
+KL(q || N(0, I)) for every nat it puts in z learns to ignore z ("posterior collapse"), while
+ACN's cheap local prior keeps its codes informative. Testing that needs a decoder that is
+autoregressive, conditioned on z, and selectable for both `acn` and `vae`.
+
+The network (van den Oord et al. 2016, "Conditional image generation with PixelCNN decoders"):
+- pixels are discretised: `levels = 2` binarises at 0.5 and uses one Bernoulli per pixel and
+  channel (binarised MNIST, as in the ACN paper); `levels > 2` quantises to that many levels
+  and uses a categorical distribution;
+- a vertical stack sees the rows above, a horizontal stack the pixels to the left, so there is
+  no blind spot. The horizontal convolutions are masked: type A in the first layer (the pixel
+  itself excluded), type B after it (included: it then only carries earlier pixels). The
+  vertical stack's causality comes from its kernel shape and top-only padding; it reaches the
+  horizontal stack shifted down one row, so row r only ever sees rows < r through it;
+- gated activations tanh(a) * sigmoid(b), with z added to every layer's pre-activations
+  through a linear map (global conditioning), and residual connections in the horizontal
+  stack after the first layer;
+- channels of one pixel are conditionally independent given z and the earlier pixels, a
+  valid autoregressive factorisation that keeps the masks simple for colour images.
+Ordering is raster order over pixels: output pixel i depends only on input pixels < i.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from torch import nn
+
+from aebench.config import Strict
+from aebench.models.base import DataInfo, Likelihood
+from aebench.nets import Arch, build_decoder
+
+DecoderKind = Literal["deconv", "pixelcnn"]
+
+
+class PixelCNNConfig(Strict):
+    layers: int = Field(5, ge=1, description="gated layers (the first one's horizontal mask is type A)")
+    channels: int = Field(32, gt=0, description="feature maps per stack")
+    kernel: int = Field(5, ge=3, description="odd filter width: each layer reaches kernel // 2 pixels further")
+    levels: int = Field(2, ge=2, le=256, description="2: Bernoulli on binarised pixels; >2: categorical on quantised")
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, kernel: int) -> int:
+        if kernel % 2 == 0:
+            raise ValueError(f"must be odd, got {kernel}")
+        return kernel
+
+
+def down_shift(x: torch.Tensor) -> torch.Tensor:
+    """Move every row one down (zeros on top): row r then holds what row r - 1 computed."""
+    return F.pad(x, (0, 0, 1, 0))[:, :, :-1, :]
+
+
+class HorizontalConv(nn.Conv2d):
+    """A 1 x (k//2 + 1) convolution over the current pixel and the k//2 to its left; the
+    type A mask zeroes the tap on the current pixel."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, mask_type: Literal["A", "B"]):
+        super().__init__(c_in, c_out, (1, kernel // 2 + 1))
+        self.pad = kernel // 2
+        mask = torch.ones_like(self.weight)
+        if mask_type == "A":
+            mask[..., -1] = 0
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (self.pad, 0, 0, 0)), self.weight * self.mask, self.bias)
+
+
+class VerticalConv(nn.Conv2d):
+    """A (k//2 + 1) x k convolution over the current row and the k//2 rows above, padded on top
+    only: output row r depends on input rows <= r."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int):
+        super().__init__(c_in, c_out, (kernel // 2 + 1, kernel))
+        self.pad = kernel // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.pad, self.pad, self.pad, 0)))
+
+
+def gate(x: torch.Tensor) -> torch.Tensor:
+    a, b = x.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+
+
+class GatedLayer(nn.Module):
+    def __init__(self, c_in: int, channels: int, kernel: int, latent_dim: int, first: bool):
+        super().__init__()
+        self.vertical = VerticalConv(c_in, 2 * channels, kernel)
+        self.horizontal = HorizontalConv(c_in, 2 * channels, kernel, "A" if first else "B")
+        self.vertical_to_horizontal = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.condition = nn.Linear(latent_dim, 4 * channels)
+        self.out = nn.Conv2d(channels, channels, 1)
+        self.residual = not first
+
+    def forward(self, v: torch.Tensor, h: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cond_v, cond_h = self.condition(z)[:, :, None, None].chunk(2, dim=1)
+        v_pre = self.vertical(v)
+        h_pre = self.horizontal(h) + self.vertical_to_horizontal(down_shift(v_pre)) + cond_h
+        h_out = self.out(gate(h_pre))
+        if self.residual:
+            h_out = h_out + h
+        return gate(v_pre + cond_v), h_out
+
+
+class PixelCNN(nn.Module):
+    """p(x | z) for images of `info.shape`; `nll` is teacher-forced (one pass), `decode`
+    samples pixel by pixel (H x W passes)."""
+
+    def __init__(self, info: DataInfo, latent_dim: int, config: PixelCNNConfig):
+        super().__init__()
+        if info.kind != "image" or len(info.shape) != 3:
+            raise ValueError(f"the PixelCNN decoder needs image data (C, H, W), got {info.kind} of shape {info.shape}")
+        self.shape = tuple(info.shape)
+        self.levels = config.levels
+        c, k = config.channels, config.kernel
+        self.layers = nn.ModuleList(
+            GatedLayer(self.shape[0] if i == 0 else c, c, k, latent_dim, first=i == 0) for i in range(config.layers))
+        self.per_channel = 1 if self.levels == 2 else self.levels
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, 1), nn.ReLU(),
+                                  nn.Conv2d(c, self.shape[0] * self.per_channel, 1))
+
+    # -- discretisation -----------------------------------------------------------------
+    def discretise(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel intensities in [0, 1] -> integer levels 0..levels-1 (0.5 threshold when binary)."""
+        if self.levels == 2:
+            return (x > 0.5).long()
+        return (x * self.levels).floor().clamp(0, self.levels - 1).long()
+
+    def to_intensity(self, q: torch.Tensor) -> torch.Tensor:
+        return q.float() / (self.levels - 1)
+
+    # -- the network --------------------------------------------------------------------
+    def logits(self, x_levels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Raw outputs (B, C, H, W) for Bernoulli, (B, C, levels, H, W) for categorical."""
+        return self(2 * self.to_intensity(x_levels).to(z.dtype) - 1, z)
+
+    def forward(self, inputs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The network on real-valued inputs (discretised intensities mapped to [-1, 1])."""
+        v = h = inputs
+        for layer in self.layers:
+            v, h = layer(v, h, z)
+        out = self.head(h)
+        if self.per_channel == 1:
+            return out
+        b, _, hh, ww = out.shape
+        return out.view(b, self.shape[0], self.levels, hh, ww)
+
+    def nll(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-datum -log p(x | z) in nats of the discretised image, summed over pixels."""
+        q = self.discretise(x)
+        out = self.logits(q, z)
+        if self.per_channel == 1:
+            per_pixel = F.binary_cross_entropy_with_logits(out, q.to(out.dtype), reduction="none")
+        else:
+            per_pixel = F.cross_entropy(out.transpose(1, 2), q, reduction="none")
+        return per_pixel.flatten(1).sum(1)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """An ancestral sample in raster order, as intensities in [0, 1]. The uniforms are drawn
+        up front (on the CPU, from `generator` if given), so a seeded call is reproducible."""
+        n, (c, hh, ww) = len(z), self.shape
+        uniforms = torch.rand(n, c, hh, ww, generator=generator).to(z.device)
+        q = torch.zeros(n, c, hh, ww, dtype=torch.long, device=z.device)
+        for r in range(hh):
+            for col in range(ww):
+                out = self.logits(q, z)
+                u = uniforms[:, :, r, col]
+                if self.per_channel == 1:
+                    q[:, :, r, col] = (u < torch.sigmoid(out[:, :, r, col])).long()
+                else:
+                    cdf = torch.softmax(out[:, :, :, r, col], dim=2).cumsum(2)
+                    q[:, :, r, col] = (cdf < u.unsqueeze(2)).sum(2).clamp(max=self.levels - 1)
+        return self.to_intensity(q)
+
+
+class FeedForwardDecoder(nn.Module):
+    """The foundation's decoder net (`aebench.nets`) and `Likelihood`, behind the PixelCNN's
+    interface: `nll(z, x)` and `decode(z, generator)` (here the likelihood's mean)."""
+
+    def __init__(self, info: DataInfo, latent_dim: int, arch: Arch, width: int):
+        super().__init__()
+        self.net = build_decoder(latent_dim, info.shape, arch, width)
+        self.likelihood = Likelihood(info.kind)
+
+    def nll(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.likelihood.nll(self.net(z), x)
+
+    def decode(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.likelihood.mean(self.net(z))
+
+
+def make_decoder(kind: DecoderKind, info: DataInfo, latent_dim: int, arch: Arch = "auto", width: int = 32,
+                 pixelcnn: PixelCNNConfig | None = None) -> nn.Module:
+    """p(x | z) with `nll(z, x) -> Tensor[B]` (nats) and `decode(z, generator) -> data-space Tensor`."""
+    if kind == "pixelcnn":
+        return PixelCNN(info, latent_dim, pixelcnn or PixelCNNConfig())
+    return FeedForwardDecoder(info, latent_dim, arch, width)
