@@ -72,7 +72,9 @@ def reconstruction_suite(ctx: EvalContext) -> dict[str, float]:
     from aebench.metrics.reconstruction import psnr, recon_mse
 
     x = ctx.test_x.cpu().numpy()
-    x_hat = decode_all(ctx.model, ctx.z_test)
+    with torch.random.fork_rng(devices=[]):  # stochastic decoders (PixelCNN) sample
+        torch.manual_seed(ctx.seed)
+        x_hat = decode_all(ctx.model, ctx.z_test)
     ctx.extra["x_hat"] = x_hat
     out = {"recon_mse": recon_mse(x, x_hat)}
     if ctx.test.kind == "image":

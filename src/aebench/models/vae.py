@@ -73,7 +73,28 @@ class VAE(AutoEncoderBase):
         z = torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
         return self.decode(z, generator)
 
+    def draw(self, x: torch.Tensor) -> torch.Tensor:
+        mu, logvar = self.posterior(x)
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
     @torch.no_grad()
     def extra_metrics(self, ctx) -> dict[str, float]:
-        kl = torch.cat([self.kl_per_datum(ctx.test_x[i:i + 512]).cpu() for i in range(0, len(ctx.test_x), 512)])
-        return {"coding_cost_nats": float(kl.mean())}
+        """coding_cost_nats: mean KL(q || N(0, I)) on the test split (the cost of sending the
+        codes, beside ACN's); its reconstruction term and their sum (the negative ELBO); and
+        knn_acc_sampled, k-NN accuracy on codes drawn from q rather than its mean, which falls
+        to chance when the posterior collapses even where the means still cluster."""
+        from aebench.metrics.representation import knn_acc
+        from aebench.training import split_tensors
+
+        out = {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(ctx.seed)
+            nll, kl = zip(*(self._terms(x) for x in ctx.test_x.split(256)))
+            if ctx.has_labels:
+                train_x = split_tensors(ctx.train, self.device)["x"]
+                z_train = torch.cat([self.draw(x) for x in train_x.split(256)]).cpu().double().numpy()
+                z_test = torch.cat([self.draw(x) for x in ctx.test_x.split(256)]).cpu().double().numpy()
+                out["knn_acc_sampled"] = knn_acc(z_train, ctx.train.label, z_test, ctx.test.label, k=ctx.k)
+        coding, recon = float(torch.cat(kl).mean()), float(torch.cat(nll).mean())
+        return {"coding_cost_nats": coding, "coding_cost_recon_nats": recon, "coding_cost_total_nats": coding + recon,
+                **out}
