@@ -7,9 +7,9 @@ DistributedDataParallel does, done at the optimiser rather than in `forward`, be
 here call their own sub-networks and own several optimisers (critics, priors) in
 `train_step`: averaging at every `step()` covers all of them without a special case.
 With mean-reduced losses, the result equals a single-process run with the same global batch
-(up to floating-point summation order). Per-rank state that a model updates from its own
-share of the batch (BatchNorm statistics, ACN's code table rows) stays per rank, as with
-DDP without SyncBatchNorm. Rank 0 alone logs, checkpoints and registers.
+(up to floating-point summation order). BatchNorm statistics stay per rank, as with DDP
+without SyncBatchNorm; a model whose state is indexed by datum (ACN's code table) gathers
+its rows across ranks itself. Rank 0 alone logs, checkpoints and registers.
 """
 
 from __future__ import annotations
