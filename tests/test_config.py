@@ -57,11 +57,11 @@ def test_unknown_model_type_lists_known_types(tmp_path):
 
 def test_named_variant_and_train_override(tmp_path):
     data = repo_params()
-    data["models"] = data["models"] + ["betavae"]
-    data["model"]["betavae"] = {"type": "vae", "beta": 4.0, "train": {"epochs": 3}}
+    data["models"] = data["models"] + ["beta8vae"]
+    data["model"]["beta8vae"] = {"type": "vae", "beta": 8.0, "train": {"epochs": 3}}
     params = load_params(write(tmp_path, data))
-    model_type, config, train = resolve_model(params, "betavae")
-    assert model_type == "vae" and config.beta == 4.0 and train.epochs == 3
+    model_type, config, train = resolve_model(params, "beta8vae")
+    assert model_type == "vae" and config.beta == 8.0 and train.epochs == 3
     assert resolve_model(params, "vae")[2].epochs == params.train.epochs
 
 

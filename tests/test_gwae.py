@@ -145,7 +145,7 @@ def test_priors_are_standardised(prior):
     eps = p.noise(2048)
     z = p.norm(p.transform(eps))
     assert z.shape == (2048, 6)
-    assert z.mean(0).abs().max() < 1e-5
+    assert z.mean(0).abs().max() < 1e-4  # float32 sums over 2048 samples
     # unit variance up to batch-norm's eps (1e-5, significant while the untrained MLP's
     # outputs are small): var z = v / (v + eps) for pre-norm variance v
     v = p.transform(eps).var(0, unbiased=False)

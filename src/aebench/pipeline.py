@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("alembic", "mlflow", "urllib3", "great_expectations", "matplotlib", "git"):
+    for noisy in ("alembic", "mlflow", "urllib3", "great_expectations", "matplotlib", "git", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -210,7 +210,9 @@ def evaluate(dataset: str, model_name: str, root: Path | None = None) -> dict:
     ev = params.evaluate
     extra = {}
     companion = ev.ood_companion.get(dataset)
-    if companion:
+    if companion and companion not in params.datasets:
+        log.info("OoD detection skipped: %s's companion %s is not in `datasets`", dataset, companion)
+    elif companion:
         companion_test = paths.processed_dir(companion, root) / "test.parquet"
         if not companion_test.exists():
             raise UserError(f"{companion_test} is missing: `evaluate.ood_companion` pairs {dataset} with {companion}; "

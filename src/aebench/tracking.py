@@ -62,7 +62,16 @@ def client(root: Path | None = None):
     uri = tracking_uri(root)
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if uri.startswith("sqlite:///"):
+        # The first use of a fresh SQLite store creates its tables; two processes doing that
+        # at once (parallel trainings) race in the schema migration, so serialise it.
+        from filelock import FileLock
+
+        with FileLock(uri[len("sqlite:///"):] + ".lock", timeout=120):
+            mlflow_client.search_experiments(max_results=1)
+            mlflow_client.search_registered_models(max_results=1)
+    return mlflow_client
 
 
 def experiment_id(mlflow_client, dataset: str, root: Path | None = None) -> str:
