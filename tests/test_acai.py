@@ -123,6 +123,8 @@ def test_aae_discriminator_and_prior_samples():
     # log 2 per term for an undecided discriminator is the scale of the BCE terms
     assert 0.1 < terms["disc_code"].item() < 5
     assert m.sample(5).shape == (5, 1, 8, 8)
+    assert m.optimizers(3e-3)[1].param_groups[0]["lr"] == 3e-3  # default: the training rate
+    assert model("aae", adversary_lr=1e-4).optimizers(3e-3)[1].param_groups[0]["lr"] == 1e-4
 
 
 def test_dropout_only_in_training():

@@ -1,10 +1,10 @@
 """Diffusion maps against a dense reference computed independently here (the non-symmetric
-Markov matrix's eigenpairs from numpy), on known geometry, and the Nystrom extension; plus
-the diffmap stage's outputs."""
+Markov matrix's eigenpairs from numpy), on known geometry, the Nystrom extension, PCA and the
+approximate neighbour search. (The diffmap stage's outputs are tested in test_dvae.py, with
+the model that reads them.)"""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

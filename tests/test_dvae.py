@@ -17,7 +17,7 @@ from aebench.errors import UserError
 from aebench.models import build_model
 from aebench.models.base import DataInfo
 from aebench.models.dvae import kl_to_local_gaussian, local_covariance
-from aebench.training import split_tensors, train
+from aebench.training import train
 
 VEC = DataInfo((2,), "vector", 8, 300)
 
@@ -93,7 +93,8 @@ def test_training_needs_the_diffusion_map_and_every_row_in_it():
 
 
 def test_stage_output_feeds_prepare(tmp_path):
-    (tmp_path / "params.yaml").write_text("datasets: [loop]\nmodels: [dvae]\ndiffmap: {n_components: 4, n_neighbors: 12}\n")
+    plan = "datasets: [loop]\nmodels: [dvae]\nruns: {loop-dvae: {dataset: loop, model: dvae}}\n"
+    (tmp_path / "params.yaml").write_text(plan + "diffmap: {n_components: 4, n_neighbors: 12}\n")
     processed = tmp_path / "data" / "processed" / "loop"
     write_processed(make_loop(400, 0), "loop", processed, seed=0, val_fraction=0.1, test_fraction=0.2)
     out = run_diffmap_stage("loop", tmp_path)
@@ -109,7 +110,7 @@ def test_stage_output_feeds_prepare(tmp_path):
     assert np.allclose(model.targets(torch.as_tensor(train_split.index[:5])).numpy(), expected, atol=1e-6)
     with pytest.raises(UserError, match="n_components"):
         build_model("dvae", {"latent_dim": 6}, DataInfo((2,), "vector", 8, 280)).prepare("loop", tmp_path)
-    (tmp_path / "params.yaml").write_text("datasets: [loop]\nmodels: [dvae]\ndiffmap: {n_neighbours: 12}\n")
+    (tmp_path / "params.yaml").write_text(plan + "diffmap: {n_neighbours: 12}\n")
     with pytest.raises(UserError, match="diffmap.n_neighbours"):
         run_diffmap_stage("loop", tmp_path)
 
@@ -118,7 +119,7 @@ def test_stage_output_feeds_prepare(tmp_path):
 def test_walks_stay_on_the_loop_where_vae_prior_samples_do_not(tmp_path):
     data, val = loop_data(600, 0), loop_data(100, 1)
     val["index"] = val["index"] + 600
-    cfg = TrainConfig(epochs=8, batch_size=64, lr=3e-3, max_steps_per_epoch=100, device="cpu")
+    cfg = TrainConfig(epochs=16, batch_size=64, lr=3e-3, max_steps_per_epoch=100, device="cpu")
     dvae = fitted_model(data, val)
     train(dvae, data, val, cfg, resume_path=tmp_path / "d.pt", fingerprint="d")
     torch.manual_seed(0)

@@ -32,8 +32,9 @@ kernel it reproduces the fitted embedding exactly at the fitted points.
 Scale: the neighbour search dominates. Up to `EXACT_MAX` points it is exact (blocked
 brute force: one matrix product and one partial sort per block); beyond that it is an
 inverted-file search (~sqrt(N) k-means cells; each cell's points are compared with the points
-of the 16 cells nearest to it), which on 60k MNIST images (50 PCA dimensions) found 95% of
-the 16 true nearest neighbours in about a tenth of the brute-force time.
+of the 32 cells nearest to it). On 60k MNIST images (50 PCA dimensions) it found 98% of the
+16 true nearest neighbours in 6 s of CPU where brute force took nearly 50 s; with 16 cells it
+found 95%, and the 5-NN label accuracy on the embedding fell from 0.970 to 0.958.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def _exact_knn_with_norms(Q: np.ndarray, C: np.ndarray, q_norm: np.ndarray) -> t
     return d2[np.arange(len(Q)), nearest], nearest
 
 
-def _ivf_knn(Q: np.ndarray, X: np.ndarray, k: int, seed: int, n_probe: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def _ivf_knn(Q: np.ndarray, X: np.ndarray, k: int, seed: int, n_probe: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours by an inverted file: X is split into ~sqrt(N) k-means
     cells; the queries of each cell are compared with the points of the `n_probe` cells whose
     centroids are nearest to it. Returns (squared distances, indices), ascending."""

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from aebench import paths
 from aebench.errors import UserError
@@ -37,7 +36,10 @@ COLUMN_PREFIX = "dc_"
 
 
 class DiffmapConfig(BaseModel):
-    """The `diffmap:` section of params.yaml (unknown keys refused, like every section)."""
+    """The `diffmap:` section of params.yaml (unknown keys refused, like every section).
+
+    A plain pydantic model rather than a `config.Strict` subclass because `aebench.config`
+    imports it to build `Params`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -59,22 +61,6 @@ def diffmap_dir(dataset: str, root: Path | None = None) -> Path:
     return (root or paths.repo_root()) / "data" / "diffmap" / dataset
 
 
-def load_config(params_path: Path) -> tuple[DiffmapConfig, list[str]]:
-    """The validated `diffmap:` section and the `datasets` list of a params file."""
-    if not params_path.exists():
-        raise UserError(f"{params_path} not found: run from the repository root or set AEBENCH_ROOT")
-    raw = yaml.safe_load(params_path.read_text()) or {}
-    try:
-        config = DiffmapConfig.model_validate(raw.get("diffmap") or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = "diffmap." + ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            raise UserError(f"{params_path}: unknown key `{key}`: remove it or check its spelling") from None
-        raise UserError(f"{params_path}: `{key}`: {first['msg']} (got {first.get('input')!r})") from None
-    return config, list(raw.get("datasets") or [])
-
-
 def split_matrix(split) -> np.ndarray:
     """A processed split's inputs as the float rows the map is computed on (images in [0, 1])."""
     x = split.x.reshape(len(split.index), -1)
@@ -86,13 +72,15 @@ def run(dataset: str, root: Path | None = None) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from aebench.config import load_params
     from aebench.data.parquet import data_hash, read_splits
     from aebench.diffmap import fit_diffusion_map, nystrom
     from aebench.io import atomic_path, write_json_atomic
 
     root = root or paths.repo_root()
-    config, datasets = load_config(root / "params.yaml")
-    if dataset not in datasets:
+    params = load_params(root / "params.yaml")  # the whole file is validated, `diffmap:` included
+    config = params.diffmap
+    if dataset not in params.datasets:
         raise UserError(f"dataset `{dataset}` is not listed in `datasets` of {root / 'params.yaml'}")
     processed = paths.processed_dir(dataset, root)
     splits = read_splits(processed)

@@ -5,7 +5,10 @@ A discriminator D on codes tells encoder outputs from samples of the prior N(0, 
 encoder is trained to fool it, which shapes the code distribution into the prior. Per batch
 (the paper's [-1, 1] pixels), z = enc(x), x_hat = dec(z), z_p ~ N(0, I):
 
-* discriminator: BCE(D(z_p), 1) + BCE(D(z), 0), Adam at `adversary_lr` = 1e-4;
+* discriminator: BCE(D(z_p), 1) + BCE(D(z), 0), Adam at `adversary_lr` (the paper: 1e-4, the
+  same as its autoencoder's rate; by default here the training rate, which keeps that 1:1
+  ratio when a short budget raises `train.lr`: at 1e-3 against 1e-4 the encoder outruns the
+  discriminator, which then scores every code "prior" and every prior draw "code");
 * autoencoder:   mse(x, x_hat) + `advweight` BCE(D(z), 1) (weight 1 in the paper), Adam at the
   training learning rate;
 
@@ -16,6 +19,8 @@ representation is the encoder's output; `sample` decodes prior draws.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +34,7 @@ from aebench.models.base import DataInfo, ModelConfig
 
 class AAEConfig(ModelConfig):
     disc_layer_sizes: list[int] = Field([100, 100], min_length=1, description="hidden units of the code discriminator")
-    adversary_lr: float = Field(1e-4, gt=0, description="discriminator's Adam learning rate")
+    adversary_lr: Optional[float] = Field(None, gt=0, description="discriminator's Adam rate; None = train.lr")
     advweight: float = Field(1.0, ge=0, description="weight of the fool-the-discriminator term in the autoencoder loss")
 
 
@@ -79,7 +84,7 @@ class AAE(PaperPixelAE):
 
     def optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         return [torch.optim.Adam(self.autoencoder_parameters(), lr=lr),
-                torch.optim.Adam(self.discriminator.parameters(), lr=self.config.adversary_lr)]
+                torch.optim.Adam(self.discriminator.parameters(), lr=self.config.adversary_lr or lr)]
 
     def train_step(self, batch, optimizers, step):
         ae_opt, disc_opt = optimizers

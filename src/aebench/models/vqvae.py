@@ -17,7 +17,8 @@ forward pass, with decay 0.999 and Laplace smoothing epsilon = 1e-5,
 to k`, `e_k = sum_k / ((count_k + eps) / (N + K eps) N)` with N = sum of counts, exactly as
 the authors' code (entries never chosen drift away and stay unused, as there). The codebook
 starts uniform in +- sqrt(3 / K) (`tf.uniform_unit_scaling_initializer`); the dense layers are
-Glorot-uniform like `tf.layers.dense`.
+Glorot-uniform like `tf.layers.dense`. Under data-parallel training the codebook statistics
+are summed over the ranks, so every rank keeps the same codebook.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from aebench import distributed
 from aebench.models import register
 from aebench.models.acai_family import PaperPixelAE, mse
 from aebench.models.base import DataInfo, ModelConfig
@@ -97,6 +99,9 @@ class VQVAE(PaperPixelAE):
         flat = v.reshape(-1, v.shape[-1])
         counts = torch.bincount(idx, minlength=k).to(flat.dtype)
         sums = torch.zeros_like(self.ema_sum).index_add_(0, idx, flat)
+        if distributed.active():  # under torchrun: the statistics of the whole global batch
+            torch.distributed.all_reduce(counts)
+            torch.distributed.all_reduce(sums)
         self.ema_count.mul_(c.decay).add_(counts, alpha=1 - c.decay)
         self.ema_sum.mul_(c.decay).add_(sums, alpha=1 - c.decay)
         n = self.ema_count.sum()
