@@ -62,15 +62,16 @@ def client(root: Path | None = None):
     uri = tracking_uri(root)
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    if uri.startswith("sqlite:///"):
-        # The first use of a fresh SQLite store creates its tables; two processes doing that
-        # at once (parallel trainings) race in the schema migration, so serialise it.
-        from filelock import FileLock
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # The first use of a fresh SQLite store creates its tables; two processes doing that at
+    # once (parallel trainings) race in the schema migration, so serialise it.
+    from filelock import FileLock
 
-        with FileLock(uri[len("sqlite:///"):] + ".lock", timeout=120):
-            mlflow_client.search_experiments(max_results=1)
-            mlflow_client.search_registered_models(max_results=1)
+    with FileLock(uri[len("sqlite:///"):] + ".lock", timeout=120):
+        mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        mlflow_client.search_experiments(max_results=1)
+        mlflow_client.search_registered_models(max_results=1)
     return mlflow_client
 
 
@@ -78,8 +79,11 @@ def experiment_id(mlflow_client, dataset: str, root: Path | None = None) -> str:
     exp = mlflow_client.get_experiment_by_name(dataset)
     if exp is not None:
         return exp.experiment_id
+    # a local store keeps artifacts in <repo>/mlartifacts; a server decides where its go
+    local = tracking_uri(root).startswith("sqlite:")
     try:
-        return mlflow_client.create_experiment(dataset, artifact_location=f"{artifact_root(root)}/{dataset}")
+        return mlflow_client.create_experiment(
+            dataset, artifact_location=f"{artifact_root(root)}/{dataset}" if local else None)
     except Exception:  # another process created it first
         exp = mlflow_client.get_experiment_by_name(dataset)
         if exp is None:
