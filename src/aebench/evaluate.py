@@ -134,6 +134,19 @@ def figures_suite(ctx: EvalContext) -> dict[str, float]:
     return {}
 
 
+def topology_suite(ctx: EvalContext) -> dict[str, float]:
+    """`trustworthiness` of the test codes and, for models that generate, `gw_distance` and
+    `offmanifold_rate` of their samples against the test data (aebench.metrics.topology)."""
+    from aebench.metrics.topology import GW_POINTS, topology_metrics
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        samples = ctx.model.sample(GW_POINTS, torch.Generator().manual_seed(ctx.seed))
+    generated = None if samples is None else samples.detach().cpu().numpy()
+    train_x = ctx.train.x.astype(np.float32) / (255.0 if ctx.train.kind == "image" else 1.0)
+    return topology_metrics(ctx.test_x.cpu().numpy(), generated, ctx.z_test, train_x, k=ctx.k, seed=ctx.seed)
+
+
 def model_suite(ctx: EvalContext) -> dict[str, float]:
     """Metrics only one model defines (its `extra_metrics` hook)."""
     return ctx.model.extra_metrics(ctx)
@@ -150,7 +163,8 @@ def _dataset_suites() -> list[Suite]:
 
 
 Suite = Callable[[EvalContext], dict[str, float]]
-SUITES: list[Suite] = [reconstruction_suite, likelihood_suite, representation_suite, figures_suite, model_suite]
+SUITES: list[Suite] = [reconstruction_suite, likelihood_suite, representation_suite, figures_suite, topology_suite,
+                       model_suite]
 
 
 def write_training_curve(history: list[dict], path: Path) -> None:

@@ -22,6 +22,7 @@ DIRECTIONS: dict[str, str] = {
     "ood_auroc": "max",
     "gw_distance": "min",
     "trustworthiness": "max",
+    "offmanifold_rate": "min",
     "coding_cost_nats": "min",
     "coding_cost_recon_nats": "min",
     "coding_cost_total_nats": "min",

@@ -61,7 +61,8 @@ class DVAEConfig(ModelConfig):
     latent_dim: int = Field(10, gt=0, description="diffusion coordinates used (the first ones of the diffmap stage's); "
                                                   "the authors' MNIST latent size")
     neighbours: int = Field(16, gt=0, description="k nearest embedded neighbours for the local Gaussian and the "
-                                                  "decoder's targets (the authors' VDAE default)")
+                                                  "decoder's targets (the authors' VDAE default; their example "
+                                                  "notebook runs use 2)")
     cov_reg: float = Field(0.1, gt=0, description="added to the local covariance (the authors' lam = 0.1)")
     local_cov: Literal["centred", "uncentred"] = Field(
         "centred", description="neighbours' covariance, or the authors' uncentred sum of outer products")

@@ -157,7 +157,8 @@ class Prior(nn.Module):
         return torch.randn(n, self.dim, generator=generator).to(device)
 
     def transform(self, eps: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """Noise -> prior sample before the batch-norm; each prior defines it."""
+        raise TypeError(f"{type(self).__name__} must define transform()")
 
     def forward(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.norm(self.transform(self.noise(n, generator), generator))
