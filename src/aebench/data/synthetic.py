@@ -415,7 +415,8 @@ def make_sphere(n: int, seed: int, noise: float = 0.02) -> RawDataset:
     """Points uniform on the unit sphere in R^3 plus isotropic Gaussian noise of std `noise`.
 
     Uniformity comes from normalising standard Gaussian vectors. Factors: "polar" in [0, pi]
-    (angle from +z) and "azimuth" in [0, 2 pi); label = 8 equal-width bins of the polar angle.
+    (angle from +z) and "azimuth" in [0, 2 pi); label = 8 equal-area bands (equal-width bins
+    of cos(polar), which is uniform on the sphere), so the classes are balanced.
     """
     n = _check_n(n, "make_sphere")
     noise = _check_noise(noise, "make_sphere")
@@ -429,7 +430,7 @@ def make_sphere(n: int, seed: int, noise: float = 0.02) -> RawDataset:
     points = unit + noise * rng.standard_normal(unit.shape)
     return RawDataset(
         x=points.astype(np.float32),
-        label=_bins(polar, 0.0, math.pi, 8),
+        label=_bins(-np.cos(polar), -1.0, 1.0, 8),
         factors={"polar": polar, "azimuth": azimuth},
         meta={"source": "generated: noisy unit sphere in R^3", "seed": seed, "noise": noise},
     )
