@@ -112,6 +112,29 @@ def test_promote_cli(project):
     assert out.returncode == 2 and "unknown metric" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_registry_descriptions_tags_and_sample(project):
+    root, env, _ = project
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version("digits-vae", "1")
+    assert "digits" in version.description and "vae" in version.description
+    assert float(version.tags["knn_acc"]) > 0.3  # evaluate tagged the version with its metrics
+    run = client.get_run(version.run_id)
+    assert run.data.tags["mlflow.note.content"] == version.description
+    listing = subprocess.run([str(BIN / "aebench"), "models"], cwd=root, env=env, capture_output=True, text=True)
+    assert "digits-vae" in listing.stdout and "knn_acc=" in listing.stdout
+    grid = root / "grid.png"
+    made = subprocess.run([str(BIN / "aebench"), "sample", "digits", "vae", "--alias", "champion", "-n", "16", "-o",
+                           str(grid)], cwd=root, env=env, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ae = subprocess.run([str(BIN / "aebench"), "sample", "digits", "ae", "-o", str(grid)], cwd=root, env=env,
+                        capture_output=True, text=True)
+    assert ae.returncode == 2 and "no generative process" in ae.stderr
+
+
 def test_dvc_remote_round_trip(project, tmp_path):
     """Push to a local-folder remote, lose the cache and the outputs, pull: all up to date."""
     root, env, _ = project

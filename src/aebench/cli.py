@@ -1,7 +1,8 @@
 """The `aebench` command: user-facing verbs outside the DAG.
 
     aebench promote <dataset> <model> --metric <key>   move alias `champion` if the newest version is better
-    aebench models                                     registered models, versions, champions
+    aebench models                                     registered models, versions, champions, key metrics
+    aebench sample <dataset> <model> [--alias champion] -n 64 -o grid.png   samples of a registered version
     aebench ui [--port N]                              the MLflow UI on the project's store
     aebench check                                      validate params.yaml and list what would run
 """
@@ -21,6 +22,10 @@ def _promote(args) -> None:
     print(promote(args.dataset, args.model, args.metric))
 
 
+KEY_METRICS = ("knn_acc", "linear_acc", "recon_mse", "neg_elbo", "interp_mean_distance", "dci_disentanglement",
+               "ood_auroc", "gw_distance", "coding_cost_nats", "content_acc")
+
+
 def _models(args) -> None:
     from aebench.tracking import CHAMPION, client
 
@@ -31,9 +36,51 @@ def _models(args) -> None:
         return
     for rm in sorted(registered, key=lambda r: r.name):
         versions = mlflow_client.search_model_versions(f"name='{rm.name}'")
-        champion = (rm.aliases or {}).get(CHAMPION, "-")
-        newest = max((int(v.version) for v in versions), default=0)
-        print(f"{rm.name:32s} versions: {len(versions):3d}  newest: {newest:3d}  {CHAMPION}: {champion}")
+        aliases = rm.aliases or {}
+        champion = aliases.get(CHAMPION, "-")
+        newest = max(versions, key=lambda v: int(v.version), default=None)
+        key_metrics = ", ".join(f"{k}={v}" for k, v in sorted((newest.tags or {}).items())
+                                if k in KEY_METRICS) if newest else ""
+        print(f"{rm.name:28s} versions: {len(versions):3d}  newest: {newest.version if newest else '-':>3}  "
+              f"{CHAMPION}: {champion:>3}  {key_metrics}")
+
+
+def _sample(args) -> None:
+    """Load a registered version (by alias, or the newest) and write a grid of its samples."""
+    from pathlib import Path
+
+    import mlflow
+    import torch
+
+    from aebench import figures
+    from aebench.models import load_checkpoint
+    from aebench.tracking import client, registered_name
+
+    mlflow_client = client()
+    name = registered_name(args.dataset, args.model)
+    if args.alias:
+        try:
+            version = mlflow_client.get_model_version_by_alias(name, args.alias).version
+        except Exception:
+            raise UserError(f"`{name}` has no alias `{args.alias}`: see `aebench models`, or promote a version") from None
+    else:
+        versions = mlflow_client.search_model_versions(f"name='{name}'")
+        if not versions:
+            raise UserError(f"no registered model `{name}`: train it first (`dvc repro train@{args.dataset}-{args.model}`)")
+        version = max(int(v.version) for v in versions)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
+    model, _ = load_checkpoint(next(local.rglob("checkpoint.pt")))
+    samples = model.sample(args.n, torch.Generator().manual_seed(args.seed))
+    if samples is None:
+        raise UserError(f"model `{args.model}` has no generative process to sample from; pick another model")
+    s = samples.detach().cpu().numpy()
+    if s.ndim == 4:
+        rows = [s[i:i + 8] for i in range(0, len(s), 8)]
+        fig = figures.image_grid(rows, [""] * len(rows), f"{name} v{version}: {len(s)} samples")
+    else:
+        fig = figures.vector_scatter([s], ["samples"], f"{name} v{version}")
+    figures.save(fig, Path(args.output))
+    print(f"{args.output}: {len(s)} samples of {name} version {version}")
 
 
 def _ui(args) -> None:
@@ -76,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_promote)
     p = sub.add_parser("models", help="list registered models")
     p.set_defaults(func=_models)
+    p = sub.add_parser("sample", help="write a grid of samples from a registered version")
+    p.add_argument("dataset")
+    p.add_argument("model")
+    p.add_argument("--alias", default=None, help="e.g. champion (default: the newest version)")
+    p.add_argument("-n", type=int, default=64)
+    p.add_argument("-o", "--output", default="samples.png")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_sample)
     p = sub.add_parser("ui", help="start the MLflow UI on the project's store")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1")

@@ -165,6 +165,8 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
     with torch.no_grad():
         codes = model.encode(example).numpy()
     name, version = tracking.register_encoder(run_id, dataset, model_name, checkpoint, example.numpy(), codes)
+    tracking.describe(client, run_id, name, version, dataset, model_name, model_type, config.model_dump(),
+                      (type(model).__doc__ or "").strip())
     summary = {"best_val_loss": result.best_val_loss, "train_seconds": result.train_seconds,
                "train_samples_per_s": result.samples_per_s, "epochs_run": result.epochs_run}
     tracking.RunLogger(client, run_id)({k: float(v) for k, v in summary.items()}, result.epochs_run)
@@ -226,6 +228,7 @@ def evaluate(dataset: str, model_name: str, root: Path | None = None) -> dict:
     client = tracking.client(root)
     tracking.RunLogger(client, run_info["run_id"])(metrics, 0)
     client.log_artifacts(run_info["run_id"], str(out / "plots"), "plots")
+    tracking.tag_version(client, run_info["registered_name"], run_info["version"], metrics)
     return metrics
 
 

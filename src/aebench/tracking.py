@@ -178,6 +178,25 @@ def register_encoder(run_id: str, dataset: str, model: str, checkpoint: Path, ex
     return name, version
 
 
+def describe(mlflow_client, run_id: str, name: str, version: str, dataset: str, model: str, model_type: str,
+             config: dict, doc: str) -> None:
+    """A short description on the run and on the registered version: what the model is
+    (its docstring's first paragraph names the paper), the dataset and its params."""
+    summary = doc.split("\n\n")[0].replace("\n", " ") if doc else model_type
+    params = ", ".join(f"{k}={v}" for k, v in config.items() if not isinstance(v, dict))
+    text = f"{model} ({model_type}) on {dataset}. {summary} Params: {params}."
+    mlflow_client.set_tag(run_id, "mlflow.note.content", text)
+    mlflow_client.update_model_version(name, version, description=text)
+
+
+def tag_version(mlflow_client, name: str, version: str, metrics: dict[str, float]) -> None:
+    """The evaluation's metrics as tags of the registered version, so the registry UI and
+    `aebench models` show them beside the version."""
+    for key, value in metrics.items():
+        if np.isfinite(value):
+            mlflow_client.set_model_version_tag(name, version, key, f"{value:.6g}")
+
+
 def finish_run(mlflow_client, run_id: str, status: str = "FINISHED") -> None:
     mlflow_client.set_terminated(run_id, status=status)
 
