@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aebench.metrics.topology import (gw_coupling, gw_distance, normalised_distances, offmanifold_rate,
-                                      trustworthiness)
+from aebench.metrics.topology import gw_distance, normalised_distances, offmanifold_rate, trustworthiness
 
 
 def circle(n, seed, noise=0.0):
@@ -31,28 +30,41 @@ def test_gw_known_value_triangle_against_segment():
     assert gw_distance(triangle, segment) == pytest.approx(1 / 9, abs=1e-9)
 
 
-def test_gw_coupling_marginals_loss_and_pot_reference():
+def test_gw_is_pots_square_loss_value_on_max_normalised_matrices():
+    """The reference: POT's own call on the max-normalised distance matrices, uniform weights."""
+    import ot
+
     rng = np.random.default_rng(1)
-    C1, C2 = normalised_distances(rng.random((5, 2))), normalised_distances(rng.random((5, 3)))
-    T, loss = gw_coupling(C1, C2)
-    assert np.allclose(T.sum(0), 0.2) and np.allclose(T.sum(1), 0.2) and (T >= -1e-15).all()
-    direct = ((C1[:, None, :, None] - C2[None, :, None, :]) ** 2 * T[:, :, None, None] * T[None, None]).sum()
-    assert loss == pytest.approx(direct, abs=1e-12)
-    # POT 0.9.7: ot.gromov.gromov_wasserstein(C1, C2, p, p, "square_loss", log=True)[1]["gw_dist"]
-    assert loss == pytest.approx(0.03434235355069633, abs=1e-12)
-    product = np.full((5, 5), 1 / 25)  # the starting coupling: the solver only descends from it
-    start = ((C1[:, None, :, None] - C2[None, :, None, :]) ** 2 * product[:, :, None, None] * product[None, None]).sum()
-    assert loss < start
+    a, b = rng.random((7, 2)), rng.random((5, 3))  # sets of different sizes
+    C1, C2 = normalised_distances(a), normalised_distances(b)
+    assert C1.max() == pytest.approx(1.0) and C2.max() == pytest.approx(1.0)
+    expected = ot.gromov.gromov_wasserstein(C1, C2, ot.unif(7), ot.unif(5), "square_loss", log=True)[1]["gw_dist"]
+    assert gw_distance(a, b) == pytest.approx(expected, abs=1e-12)
+    assert gw_distance(a, b) > 0
 
 
-def test_gw_separates_a_loop_from_a_disc_and_is_symmetric():
-    loop_a, loop_b = circle(300, 1, 0.02), circle(300, 2, 0.02)
+def test_gw_circle_closer_to_a_rotated_scaled_circle_than_to_a_disc_and_symmetric():
+    loop = circle(300, 1, 0.02)
+    theta = 0.7
+    rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    other_loop = 4.0 * circle(250, 2, 0.02) @ rotation.T + np.array([3.0, -1.0])  # another sample, moved
     rng = np.random.default_rng(3)
     r, t = np.sqrt(rng.uniform(0, 1, 300)), rng.uniform(0, 2 * np.pi, 300)
     disc = np.c_[r * np.cos(t), r * np.sin(t)]
-    same, different = gw_distance(loop_a, loop_b), gw_distance(loop_a, disc)
-    assert same < 0.002 and different > 5 * same
-    assert gw_distance(disc, loop_a) == pytest.approx(different, rel=0.2)
+    same, different = gw_distance(loop, other_loop), gw_distance(loop, disc)
+    assert same < 0.005 and different > 5 * same
+    assert gw_distance(disc, loop) == pytest.approx(different, abs=1e-12)
+    assert gw_distance(other_loop, loop) == pytest.approx(same, abs=1e-12)
+
+
+def test_gw_subsamples_large_sets_seeded():
+    big_a, big_b = circle(3000, 4, 0.02), circle(2000, 5, 0.02)
+    value = gw_distance(big_a, big_b, max_points=100, seed=7)
+    assert value == gw_distance(big_a, big_b, max_points=100, seed=7)  # same seed, same subsamples
+    assert value != gw_distance(big_a, big_b, max_points=100, seed=8)
+    assert value < 0.02  # two loops still
+    with pytest.raises(ValueError, match="two points"):
+        gw_distance(big_a[:1], big_b)
 
 
 def test_trustworthiness_known_answers():
