@@ -96,6 +96,7 @@ def proj(project, monkeypatch):
     (lambda p: p["model"]["vae"].update(beta=-1), ["`model.vae.beta`"]),
     (lambda p: p["model"]["ae"].update(arch="transformer"), ["`model.ae.arch`"]),
     (lambda p: p["data"].update(val_fraction=0), ["`data.val_fraction`"]),
+    (lambda p: p["data"]["options"].update(digits={"noise": 0.1}), ["`data.options.digits.noise`", "remove it"]),
     (lambda p: p.update(models=["ae", "vae", "vea"]), ["unknown type `vea`", "known types"]),
     (lambda p: p["runs"].update({"digits-ae": {"dataset": "digits", "model": "vae"}}), ["`digits-vae`"]),
     (lambda p: p["runs"].update({"shapes-ae": {"dataset": "shapes", "model": "ae"}}), ["`shapes` is not listed"]),

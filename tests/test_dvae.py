@@ -133,3 +133,52 @@ def test_walks_stay_on_the_loop_where_vae_prior_samples_do_not(tmp_path):
     clone.load_state_dict(dvae.state_dict())
     a = dvae.sample(20, torch.Generator().manual_seed(5))
     assert torch.equal(a, clone.sample(20, torch.Generator().manual_seed(5))) and a.shape == (20, 2)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_fingerprint_follows_the_diffusion_map(tmp_path, monkeypatch):
+    """A changed diffmap output must not resume a checkpoint trained on the old one; a model
+    without auxiliary inputs keeps its fingerprint."""
+    import aebench.training
+    from aebench import pipeline
+
+    plan = ("datasets: [loop]\nmodels: [dvae, vae]\nruns: {loop-dvae: {dataset: loop, model: dvae}, "
+            "loop-vae: {dataset: loop, model: vae}}\nmodel: {dvae: {latent_dim: 3}}\n")
+    (tmp_path / "params.yaml").write_text(plan + "diffmap: {n_components: 4, n_neighbors: 12}\n")
+    write_processed(make_loop(400, 0), "loop", tmp_path / "data" / "processed" / "loop", seed=0,
+                    val_fraction=0.1, test_fraction=0.2)
+    run_diffmap_stage("loop", tmp_path)
+    seen = []
+
+    def record(path, fingerprint):
+        seen.append(fingerprint)
+        raise _Stop
+
+    monkeypatch.setattr(aebench.training, "load_resume", record)
+
+    def fingerprints():
+        for model in ("dvae", "vae"):
+            with pytest.raises(_Stop):
+                pipeline.train("loop", model, tmp_path)
+        return seen[-2:]
+
+    first = fingerprints()
+    assert fingerprints() == first  # deterministic
+    (tmp_path / "params.yaml").write_text(plan + "diffmap: {n_components: 4, n_neighbors: 20}\n")
+    run_diffmap_stage("loop", tmp_path)  # another diffusion map of the same data
+    dvae_fp, vae_fp = fingerprints()
+    assert dvae_fp != first[0] and vae_fp == first[1]
+
+
+def test_extra_metrics_leaves_scores_to_the_topology_suite_and_draws_walks(tmp_path):
+    from types import SimpleNamespace
+
+    data = loop_data(120)
+    model = fitted_model(data)
+    model._attach(data)
+    ctx = SimpleNamespace(test=SimpleNamespace(kind="vector"), test_x=data["x"], plots=tmp_path, seed=0)
+    assert model.eval().extra_metrics(ctx) == {}
+    assert (tmp_path / "random_walk.png").stat().st_size > 0

@@ -364,7 +364,7 @@ def test_manifolds_seeded_and_validated():
 
 
 def test_embedded_registry():
-    assert set(EMBEDDED) == {"digits", "lines", "shapes", "loop", "sphere", "torus", "letters"}
+    assert set(EMBEDDED) == {"digits", "lines", "shapes", "rotation", "loop", "sphere", "torus", "letters"}
     for name, make in EMBEDDED.items():
         raw = make(40, 0)
         assert isinstance(raw, RawDataset)

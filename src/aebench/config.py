@@ -36,10 +36,25 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The keys of `data.options.<dataset>` that are keyword arguments of a dataset's generator
+# (aebench.data.synthetic.generate refuses those a generator does not take).
+GENERATOR_OPTIONS = ("ambient_dim", "noise")
+
+
 class DatasetOptions(Strict):
     n: int = Field(10000, gt=0, description="samples to generate (generated datasets only)")
     mirror: Optional[str] = Field(None, description="folder or http(s) URL holding this dataset's files")
     group_factor: Optional[str] = Field(None, description="factor column used as `group` (default: the label)")
+    ambient_dim: Optional[int] = Field(
+        None, gt=0, description="embed a generated manifold (loop, sphere, torus) in R^ambient_dim by a random "
+                                "orthonormal map (seeded by data.seed); None: its native R^2 or R^3")
+    noise: Optional[float] = Field(
+        None, ge=0, allow_inf_nan=False, description="std of the isotropic Gaussian noise in the ambient space "
+                                                     "(generated manifolds); None: the generator's default")
+
+    def generator_options(self) -> dict[str, Any]:
+        """The options set here that are the generator's keyword arguments (ambient_dim, noise)."""
+        return {key: value for key in GENERATOR_OPTIONS if (value := getattr(self, key)) is not None}
 
 
 class DataConfig(Strict):

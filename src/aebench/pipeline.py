@@ -36,10 +36,13 @@ def known_datasets() -> list[str]:
 
 
 def _check_names(params: Params, dataset: str, model: str | None = None) -> None:
+    from aebench.data.synthetic import check_options
+
     if dataset not in known_datasets():
         raise UserError(f"unknown dataset `{dataset}`; known: {', '.join(known_datasets())} (see `datasets` in params.yaml)")
     if dataset not in params.datasets:
         raise UserError(f"dataset `{dataset}` is not listed in `datasets` of params.yaml")
+    check_options(dataset, params.data.options_for(dataset).generator_options())
     if model is not None and f"{dataset}-{model}" not in params.runs:
         raise UserError(f"`{dataset}-{model}` is not in `runs` of params.yaml: add "
                         f"`{dataset}-{model}: {{dataset: {dataset}, model: {model}}}` to run it")
@@ -49,7 +52,7 @@ def download(dataset: str, root: Path | None = None) -> Path:
     """Embedded datasets are generated; real ones come through `data.mirror` or the official sources."""
     from aebench.data.raw import save_raw
     from aebench.data.sources import REAL
-    from aebench.data.synthetic import EMBEDDED
+    from aebench.data.synthetic import EMBEDDED, generate
 
     root = root or paths.repo_root()
     params = params_at(root)
@@ -57,7 +60,8 @@ def download(dataset: str, root: Path | None = None) -> Path:
     out = paths.raw_dir(dataset, root)
     t0 = time.perf_counter()
     if dataset in EMBEDDED:
-        raw = EMBEDDED[dataset](params.data.options_for(dataset).n, params.data.seed)
+        options = params.data.options_for(dataset)
+        raw = generate(dataset, options.n, params.data.seed, options.generator_options(), where=str(root / "params.yaml"))
     else:
         mirror = params.data.mirror_for(dataset)
         if mirror and "://" not in mirror and not Path(mirror).is_absolute():
@@ -122,10 +126,10 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
     device = resolve_device(train_cfg.device)
     torch.manual_seed(train_cfg.seed)
     model = build_model(model_type, config, info)
-    model.prepare(dataset, root)
+    inputs = model.prepare(dataset, root)  # a digest of the model's auxiliary inputs, "" if none
     dhash = data_hash(processed)
     fingerprint = _fingerprint(dataset=dataset, model=model_name, type=model_type, config=config.model_dump(),
-                               train=train_cfg.model_dump(), data=dhash)
+                               train=train_cfg.model_dump(), data=dhash, inputs=inputs)
     resume_path = paths.resume_dir(root) / f"{dataset}-{model_name}.pt"
     previous = load_resume(resume_path, fingerprint)
 

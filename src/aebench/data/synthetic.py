@@ -15,9 +15,22 @@ digits
 shapes
     A dSprites-like generator (square, ellipse, heart; scale, rotation, x and y position), with
     every factor drawn independently from a finite grid, for disentanglement metrics.
+rotation
+    One fixed handwritten '3' of `digits`, upsampled to 16x16 and rotated through 360 degrees:
+    a circle in image space (the DVAE paper's rotating objects, in miniature), with the angle
+    as its only factor.
 loop, sphere, torus
     Noisy point clouds on low-dimensional manifolds with known topology (a circle, the 2-sphere
     and the 2-torus), for experiments on whether a latent space keeps the data's topology.
+    Each lies in its native R^2 or R^3, or (option `ambient_dim`) is embedded in a higher
+    dimension by a random orthonormal map, with the noise isotropic in the ambient space.
+
+Options
+-------
+Every generator takes (n, seed); some take keyword options that params.yaml sets per dataset
+(`data.options.<dataset>`, see `aebench.config.DatasetOptions`): the manifolds take `noise`
+and `ambient_dim`. `generate(name, n, seed, options)` runs a generator and refuses an option
+it does not take, naming the key.
 
 Pixel conventions
 -----------------
@@ -39,10 +52,12 @@ first factor, so that classification probes have something to predict.
 from __future__ import annotations
 
 import math
+import inspect
 from typing import Callable
 
 import numpy as np
 
+from aebench.config import GENERATOR_OPTIONS
 from aebench.data.raw import RawDataset
 from aebench.errors import UserError
 
@@ -250,6 +265,74 @@ def load_digits_raw() -> RawDataset:
 
 
 # --------------------------------------------------------------------------------------------
+# Rotation (one digit rotated through 360 degrees)
+# --------------------------------------------------------------------------------------------
+
+ROTATION_DIGIT_ROW = 3  # row of sklearn's digits holding the glyph: a '3', not symmetric under any rotation
+
+
+def rotation_glyph(size: int = 16) -> np.ndarray:
+    """The rotated dataset's upright glyph: float64 (size, size) in [0, 1].
+
+    Row `ROTATION_DIGIT_ROW` of the 8x8 `digits` (a '3'), upsampled by cubic interpolation to
+    3/4 of `size` and centred on a black canvas of `size`, so it stays inside the image at
+    every rotation (its 8x8 support keeps every bright pixel within the inscribed disc).
+    """
+    from scipy import ndimage
+    from sklearn.datasets import load_digits
+
+    size = _check_size(size, 8, "rotation_glyph")
+    glyph = np.asarray(load_digits().images[ROTATION_DIGIT_ROW], dtype=np.float64) / 16.0
+    inner = (3 * size) // 4
+    up = np.clip(ndimage.zoom(glyph, inner / 8.0, order=3, grid_mode=True, mode="grid-constant"), 0.0, 1.0)
+    canvas = np.zeros((size, size))
+    top = (size - inner) // 2
+    canvas[top:top + inner, top:top + inner] = up
+    return canvas
+
+
+def draw_rotations(angles, size: int = 16) -> np.ndarray:
+    """`rotation_glyph(size)` rotated by each angle (radians, counter-clockwise on screen)
+    about the image centre: float64 (N, size, size) in [0, 1].
+
+    `scipy.ndimage.rotate` with bilinear interpolation (order 1), the frame kept (no reshape)
+    and black outside the glyph; a quarter turn is exactly `np.rot90` of the glyph.
+    """
+    from scipy import ndimage
+
+    theta = np.asarray(angles, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(theta)):
+        raise UserError("draw_rotations: angles must be finite numbers")
+    glyph = rotation_glyph(size)
+    out = np.empty((len(theta), glyph.shape[0], glyph.shape[1]))
+    for i, a in enumerate(theta):
+        out[i] = ndimage.rotate(glyph, math.degrees(a), reshape=False, order=1, mode="constant", cval=0.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def make_rotation(n: int, seed: int, size: int = 16) -> RawDataset:
+    """One digit rotated through 360 degrees: uint8 images (n, 1, size, size), a circle in
+    image space.
+
+    Angles are uniform on [0, 2 pi) from np.random.default_rng(seed) (factor "angle", radians,
+    counter-clockwise on screen, as for `lines`); image i is `draw_rotations` of angle i
+    scaled to 0..255. Label = the angle's bin among 8 equal bins of [0, 2 pi), so stratified
+    splits are balanced. Nothing else varies: the data manifold is one closed curve.
+    """
+    n = _check_n(n, "make_rotation")
+    rng = np.random.default_rng(seed)
+    angle = rng.uniform(0.0, TWO_PI, size=n)
+    x = np.rint(draw_rotations(angle, size) * 255.0).astype(np.uint8)[:, None, :, :]
+    return RawDataset(
+        x=x,
+        label=_bins(angle, 0.0, TWO_PI, 8),
+        factors={"angle": angle.astype(np.float64)},
+        meta={"source": f"generated: digits row {ROTATION_DIGIT_ROW} (a '3') rotated through 360 degrees",
+              "size": size, "seed": seed, "notes": "bilinear rotation about the centre; angle counter-clockwise"},
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Shapes (dSprites-like)
 # --------------------------------------------------------------------------------------------
 
@@ -391,28 +474,74 @@ def make_shapes(n: int, seed: int, size: int = 32) -> RawDataset:
 # --------------------------------------------------------------------------------------------
 
 
-def make_loop(n: int, seed: int, noise: float = 0.05) -> RawDataset:
-    """Points on the unit circle in R^2 plus isotropic Gaussian noise of std `noise`.
+# The dimension each manifold's points natively live in (before an `ambient_dim` embedding).
+NATIVE_DIM = {"loop": 2, "sphere": 3, "torus": 3}
+
+# Stream of the embedding map's generator: a generator of its own, so the points and the noise
+# drawn from the dataset's generator are the same with or without an embedding.
+_EMBEDDING_STREAM = 7
+
+
+def _check_ambient(ambient_dim: int | None, native: int, what: str) -> int | None:
+    if ambient_dim is None:
+        return None
+    if isinstance(ambient_dim, bool) or int(ambient_dim) != ambient_dim or ambient_dim < native:
+        raise UserError(f"{what}: ambient_dim must be an integer >= {native} (the manifold's native dimension), "
+                        f"got {ambient_dim!r}: raise it, or leave it unset for R^{native}")
+    return int(ambient_dim)
+
+
+def embedding_basis(native: int, ambient_dim: int, seed: int) -> np.ndarray:
+    """The random orthonormal map R^native -> R^ambient_dim of a manifold generated with `seed`:
+    (ambient_dim, native) with orthonormal columns, Haar-distributed (QR of a Gaussian matrix,
+    signs fixed by R's diagonal), from a generator of its own so the points do not change."""
+    rng = np.random.default_rng([seed, _EMBEDDING_STREAM])
+    q, r = np.linalg.qr(rng.standard_normal((ambient_dim, native)))
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)[None, :]
+
+
+def _place(points: np.ndarray, ambient_dim: int | None, noise: float, rng: np.random.Generator,
+           seed: int) -> np.ndarray:
+    """Clean manifold points (N, native) -> float32 (N, ambient): embedded by `embedding_basis`
+    when `ambient_dim` is set (an isometry: distances on the manifold are kept), then isotropic
+    Gaussian noise of std `noise` in every ambient dimension."""
+    if ambient_dim is not None:
+        points = points @ embedding_basis(points.shape[1], ambient_dim, seed).T
+    return (points + noise * rng.standard_normal(points.shape)).astype(np.float32)
+
+
+def _manifold_meta(source: str, seed: int, noise: float, ambient_dim: int | None, native: int) -> dict:
+    meta = {"source": source, "seed": seed, "noise": noise}
+    if ambient_dim is not None:
+        meta.update(ambient_dim=ambient_dim, embedding=f"aebench.data.synthetic.embedding_basis({native}, "
+                                                       f"{ambient_dim}, {seed}) maps R^{native} into R^{ambient_dim}")
+    return meta
+
+
+def make_loop(n: int, seed: int, noise: float = 0.05, ambient_dim: int | None = None) -> RawDataset:
+    """Points on the unit circle in R^2 (or embedded in R^ambient_dim, see `_place`) plus
+    isotropic Gaussian noise of std `noise`.
 
     The angle is uniform on [0, 2 pi) (factor "angle"); label = 8 equal bins of the angle. The
     loop's one-dimensional hole is what a topology-preserving latent space should keep.
     """
     n = _check_n(n, "make_loop")
     noise = _check_noise(noise, "make_loop")
+    ambient_dim = _check_ambient(ambient_dim, NATIVE_DIM["loop"], "make_loop")
     rng = np.random.default_rng(seed)
     angle = rng.uniform(0.0, TWO_PI, size=n)
-    points = np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    points += noise * rng.standard_normal(points.shape)
+    points = _place(np.stack([np.cos(angle), np.sin(angle)], axis=1), ambient_dim, noise, rng, seed)
     return RawDataset(
-        x=points.astype(np.float32),
+        x=points,
         label=_bins(angle, 0.0, TWO_PI, 8),
         factors={"angle": angle},
-        meta={"source": "generated: noisy unit circle in R^2", "seed": seed, "noise": noise},
+        meta=_manifold_meta("generated: noisy unit circle in R^2", seed, noise, ambient_dim, NATIVE_DIM["loop"]),
     )
 
 
-def make_sphere(n: int, seed: int, noise: float = 0.02) -> RawDataset:
-    """Points uniform on the unit sphere in R^3 plus isotropic Gaussian noise of std `noise`.
+def make_sphere(n: int, seed: int, noise: float = 0.02, ambient_dim: int | None = None) -> RawDataset:
+    """Points uniform on the unit sphere in R^3 (or embedded in R^ambient_dim, see `_place`)
+    plus isotropic Gaussian noise of std `noise`.
 
     Uniformity comes from normalising standard Gaussian vectors. Factors: "polar" in [0, pi]
     (angle from +z) and "azimuth" in [0, 2 pi); label = 8 equal-area bands (equal-width bins
@@ -420,6 +549,7 @@ def make_sphere(n: int, seed: int, noise: float = 0.02) -> RawDataset:
     """
     n = _check_n(n, "make_sphere")
     noise = _check_noise(noise, "make_sphere")
+    ambient_dim = _check_ambient(ambient_dim, NATIVE_DIM["sphere"], "make_sphere")
     rng = np.random.default_rng(seed)
     g = rng.standard_normal((n, 3))
     norms = np.linalg.norm(g, axis=1, keepdims=True)
@@ -427,17 +557,18 @@ def make_sphere(n: int, seed: int, noise: float = 0.02) -> RawDataset:
     unit = g / norms
     polar = np.arccos(np.clip(unit[:, 2], -1.0, 1.0))
     azimuth = np.mod(np.arctan2(unit[:, 1], unit[:, 0]), TWO_PI)
-    points = unit + noise * rng.standard_normal(unit.shape)
     return RawDataset(
-        x=points.astype(np.float32),
+        x=_place(unit, ambient_dim, noise, rng, seed),
         label=_bins(-np.cos(polar), -1.0, 1.0, 8),
         factors={"polar": polar, "azimuth": azimuth},
-        meta={"source": "generated: noisy unit sphere in R^3", "seed": seed, "noise": noise},
+        meta=_manifold_meta("generated: noisy unit sphere in R^3", seed, noise, ambient_dim, NATIVE_DIM["sphere"]),
     )
 
 
-def make_torus(n: int, seed: int, R: float = 2.0, r: float = 0.7, noise: float = 0.02) -> RawDataset:
-    """Points uniform (by surface area) on a torus in R^3 plus Gaussian noise of std `noise`.
+def make_torus(n: int, seed: int, R: float = 2.0, r: float = 0.7, noise: float = 0.02,
+               ambient_dim: int | None = None) -> RawDataset:
+    """Points uniform (by surface area) on a torus in R^3 (or embedded in R^ambient_dim, see
+    `_place`) plus isotropic Gaussian noise of std `noise`.
 
     The surface is ((R + r cos v) cos u, (R + r cos v) sin u, r sin v), u the angle around the
     z axis and v the angle around the tube, so it satisfies (sqrt(x^2 + y^2) - R)^2 + z^2 = r^2.
@@ -447,6 +578,7 @@ def make_torus(n: int, seed: int, R: float = 2.0, r: float = 0.7, noise: float =
     """
     n = _check_n(n, "make_torus")
     noise = _check_noise(noise, "make_torus")
+    ambient_dim = _check_ambient(ambient_dim, NATIVE_DIM["torus"], "make_torus")
     if not (R > r > 0):
         raise UserError(f"make_torus: need R > r > 0 for a ring torus, got R={R!r}, r={r!r}")
     rng = np.random.default_rng(seed)
@@ -462,12 +594,12 @@ def make_torus(n: int, seed: int, R: float = 2.0, r: float = 0.7, noise: float =
     v = np.concatenate(accepted)[:n]
     ring = R + r * np.cos(v)
     points = np.stack([ring * np.cos(u), ring * np.sin(u), r * np.sin(v)], axis=1)
-    points += noise * rng.standard_normal(points.shape)
+    meta = _manifold_meta("generated: noisy torus in R^3", seed, noise, ambient_dim, NATIVE_DIM["torus"])
     return RawDataset(
-        x=points.astype(np.float32),
+        x=_place(points, ambient_dim, noise, rng, seed),
         label=_bins(u, 0.0, TWO_PI, 8),
         factors={"u": u, "v": v},
-        meta={"source": "generated: noisy torus in R^3", "seed": seed, "noise": noise, "R": R, "r": r},
+        meta={**meta, "R": R, "r": r},
     )
 
 
@@ -482,18 +614,52 @@ def _digits(n: int, seed: int) -> RawDataset:
     return load_digits_raw()
 
 
-EMBEDDED: dict[str, Callable[[int, int], RawDataset]] = {
+EMBEDDED: dict[str, Callable[..., RawDataset]] = {
     # "digits" is a fixed real dataset (1797 images): its n and seed are ignored.
     "digits": _digits,
     "lines": make_lines,
     "shapes": make_shapes,
+    "rotation": make_rotation,
     "loop": make_loop,
     "sphere": make_sphere,
     "torus": make_torus,
     "letters": lambda n, seed: __import__("aebench.data.letters", fromlist=["make_letters"]).make_letters(n, seed),
 }
-"""Name -> function (n, seed) -> RawDataset for every dataset that needs no download.
+"""Name -> function (n, seed, **options) -> RawDataset for every dataset that needs no download.
 
 All but "digits" are generated deterministically from (n, seed); "digits" is scikit-learn's
-fixed bundled set and ignores both arguments.
+fixed bundled set and ignores both arguments. Options are keyword arguments; which of the
+params.yaml options (`GENERATOR_OPTIONS`) a generator takes is read from its signature.
 """
+
+def supported_options(name: str) -> list[str]:
+    """The `GENERATOR_OPTIONS` dataset `name`'s generator takes (none for downloaded datasets)."""
+    make = EMBEDDED.get(name)
+    if make is None:
+        return []
+    parameters = inspect.signature(make).parameters
+    return [key for key in GENERATOR_OPTIONS if key in parameters]
+
+
+def check_options(name: str, options: dict, where: str = "params.yaml") -> None:
+    """A UserError naming `data.options.<name>.<key>` for an option dataset `name` does not
+    take, or an `ambient_dim` below the manifold's native dimension."""
+    supported = supported_options(name)
+    for key in options:
+        if key not in supported:
+            takes = f"its options are {', '.join(supported)}" if supported else "it takes none of " + \
+                ", ".join(GENERATOR_OPTIONS)
+            kind = "generated" if name in EMBEDDED else "downloaded"
+            raise UserError(f"{where}: `data.options.{name}.{key}`: dataset `{name}` ({kind}) has no option `{key}` "
+                            f"({takes}): remove it")
+    ambient, native = options.get("ambient_dim"), NATIVE_DIM.get(name)
+    if ambient is not None and native is not None and ambient < native:
+        raise UserError(f"{where}: `data.options.{name}.ambient_dim` = {ambient} is below the {name}'s native "
+                        f"dimension {NATIVE_DIM[name]}: set it to {NATIVE_DIM[name]} or more, or remove it")
+
+
+def generate(name: str, n: int, seed: int, options: dict | None = None, where: str = "params.yaml") -> RawDataset:
+    """EMBEDDED[name](n, seed, **options), after `check_options`."""
+    options = dict(options or {})
+    check_options(name, options, where)
+    return EMBEDDED[name](n, seed, **options)

@@ -11,7 +11,9 @@ Optional, with defaults here:
 - `sample(n, generator)`: draws from the model's generative process (None if it has none).
 - `neg_elbo(x)`: per-datum negative ELBO in nats, for models with a likelihood.
 - `on_epoch_start(epoch, train_x)`: a hook for models with per-epoch state.
-- `prepare(dataset, root)`: load auxiliary inputs before training (a precomputed embedding).
+- `prepare(dataset, root) -> str`: load auxiliary inputs before training (a precomputed
+  embedding) and return a digest of them ("" when none); the train stage puts it into the
+  resume fingerprint, so changed inputs never resume a checkpoint trained on the old ones.
 State that must survive a checkpoint lives in parameters or buffers.
 
 - `batches(data, batch_size, generator, max_steps)`: the training batches of an epoch
@@ -134,9 +136,10 @@ class AutoEncoderBase(nn.Module, metaclass=abc.ABCMeta):
     def on_epoch_start(self, epoch: int, train_x: torch.Tensor) -> None:
         return None
 
-    def prepare(self, dataset: str, root) -> None:
-        """Load auxiliary inputs a model trains on beyond its split (DVAE's diffusion map)."""
-        return None
+    def prepare(self, dataset: str, root) -> str:
+        """Load auxiliary inputs a model trains on beyond its split (a precomputed embedding) and
+        return a digest of them for the resume fingerprint ("": nothing loaded)."""
+        return ""
 
     def batches(self, data: dict[str, torch.Tensor], batch_size: int, generator: torch.Generator | None,
                 max_steps: int | None = None):
