@@ -66,7 +66,10 @@ def download(dataset: str, root: Path | None = None) -> Path:
         mirror = params.data.mirror_for(dataset)
         if mirror and "://" not in mirror and not Path(mirror).is_absolute():
             mirror = str((root / mirror).resolve())
-        raw = REAL[dataset](out / "files", mirror)
+        # A real dataset is cut to `data.options.<dataset>.n` only where params.yaml sets it.
+        options = params.data.options_for(dataset)
+        n = options.n if "n" in options.model_fields_set else None
+        raw = REAL[dataset](out / "files", mirror, n=n, seed=params.data.seed)
     save_raw(raw, out)
     log.info("%s: %d items %s written to %s in %.1fs", dataset, len(raw), tuple(raw.x.shape[1:]), out, time.perf_counter() - t0)
     return out
@@ -151,15 +154,18 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
     )
     log.info("training %s on %s (%s, %d params) on %s; MLflow run %s", model_name, dataset, model_type,
              sum(p.numel() for p in model.parameters()), device, run_id)
+    step_logger = tracking.RunLogger(client, run_id, background=True)
     try:
         result = run_training(model, split_tensors(train_split, device), split_tensors(val_split, device), train_cfg,
                               resume_path=resume_path, fingerprint=fingerprint, resume_meta={"run_id": run_id},
-                              log_fn=tracking.RunLogger(client, run_id))
+                              log_fn=step_logger)
     except BaseException:
+        step_logger.flush()
         tracking.finish_run(client, run_id, "FAILED")
         raise
     finally:
         distributed.shutdown()
+    step_logger.flush()
     model.cpu()
     out = paths.model_dir(dataset, model_name, root)
     checkpoint = out / "checkpoint.pt"
