@@ -112,7 +112,7 @@ def _copy_with_damage(src: Path, dest: Path, damaged: str, truncate: bool) -> Pa
 
 
 def test_registry_names():
-    assert set(REAL) == {"mnist", "fashion_mnist", "omniglot"}
+    assert set(REAL) == {"mnist", "fashion_mnist", "omniglot", "cifar10", "celeba", "dsprites"}
     assert all(callable(f) for f in REAL.values())
 
 
@@ -124,6 +124,13 @@ def test_mnist_from_local_folder(mnist_dir, tmp_path, caplog):
     # torchvision's own layout, with the verified archives in it
     assert all((tmp_path / "cache" / "MNIST" / "raw" / f).is_file() for f in MNIST_FILES)
     assert any("verified" in r.getMessage() for r in caplog.records)
+
+
+def test_mnist_subsample_keeps_the_official_split_shares(mnist_dir, tmp_path):
+    raw = REAL["mnist"](tmp_path / "cache", str(mnist_dir), n=700, seed=1)
+    assert raw.x.shape == (700, 1, 28, 28) and raw.x.dtype == np.uint8
+    assert (raw.official_split == "train").sum() == 600 and (raw.official_split == "test").sum() == 100
+    assert raw.meta["subsample"] == {"n": 700, "of": 70_000, "seed": 1, "stratified_by": "official split"}
 
 
 def test_mnist_from_http_mirror_then_cache(mnist_dir, tmp_path):

@@ -1,22 +1,29 @@
-"""Loaders for the real datasets: MNIST, Fashion-MNIST (through torchvision) and Omniglot.
+"""Loaders for the real datasets: MNIST, Fashion-MNIST, CIFAR-10, CelebA (through
+torchvision), Omniglot and dSprites (arrays checked by digest).
 
-Each loader has the signature `(cache_dir, mirror) -> RawDataset`:
+Each loader has the signature `(cache_dir, mirror, n=None, seed=0) -> RawDataset`:
 
 - `cache_dir` is a folder the loader may write downloaded or copied files into (reused on
   the next call when the checksums still match);
 - `mirror` is where the files come from: a local folder, an http(s) URL of a folder, or
-  None for the official sources (torchvision's own mirrors; Omniglot has none in array
-  form, so it needs a mirror).
+  None for the official sources (torchvision's own mirrors, dSprites' GitHub URL; Omniglot
+  has none in array form, so it needs a mirror);
+- `n` (`data.options.<dataset>.n` when set in params.yaml) keeps only n rows, drawn with
+  np.random.default_rng(seed) in proportion to the official split (dSprites: per shape);
+  None keeps everything. dSprites and CelebA draw before decoding the images.
 
-MNIST and Fashion-MNIST go through `torchvision.datasets.MNIST` / `FashionMNIST` so that
-their MD5 checks run. A local mirror is verified here first (against the same
-`resources` list torchvision checks) and copied into `<cache_dir>/<ClassName>/raw/`, where
-torchvision verifies it again and extracts it; an http mirror replaces the class's
-`mirrors`, so torchvision downloads and checks the files itself.
+MNIST, Fashion-MNIST and CIFAR-10 go through `torchvision.datasets.MNIST` / `FashionMNIST` /
+`CIFAR10` so that their MD5 checks run. A local mirror is verified here first (against the
+same values torchvision checks) and copied into the cache, where torchvision verifies it
+again and extracts it; an http mirror replaces the class's `mirrors` (`url` for CIFAR-10),
+so torchvision downloads and checks the files itself. CelebA uses torchvision's file list
+and MD5s and its `CelebA` class; its Google Drive download often fails, so a mirror is the
+practical route.
 
 Omniglot comes as two .npz arrays (images_background.npz, images_evaluation.npz) checked
 by sha256. It is converted to MNIST's convention (white strokes on black, 28x28) so it can
-serve as MNIST's out-of-distribution companion.
+serve as MNIST's out-of-distribution companion. dSprites is DeepMind's npz, MD5-checked,
+streamed and pooled to 32x32.
 
 Every failure a user can fix raises `UserError` with one line naming the file and the fix.
 """
@@ -31,6 +38,7 @@ import os
 import re
 import shutil
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -124,6 +132,66 @@ def _quiet_stdout() -> Iterator[None]:
                 log.info("torchvision: %s", line.strip())
 
 
+# ----------------------------------------------------------------------------- subsampling
+
+
+def subsample_indices(n_total: int, n: int | None, seed: int, strata: np.ndarray | None = None) -> np.ndarray | None:
+    """Sorted indices of `n` of `n_total` rows, drawn without replacement by
+    np.random.default_rng(seed); None (keep everything) when `n` is None or not below `n_total`.
+
+    With `strata` (an (n_total,) array: the official split, or the class), every stratum keeps
+    its share of the rows (largest remainders), and at least one row when `n` allows, so a
+    subsample never loses an official test split or a class.
+    """
+    if n is None or n >= n_total:
+        return None
+    if n <= 0:
+        raise UserError(f"data.options.<dataset>.n must be positive, got {n}: fix it in params.yaml")
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        return np.sort(rng.choice(n_total, size=n, replace=False)).astype(np.int64)
+    _, inverse = np.unique(np.asarray(strata), return_inverse=True)
+    sizes = np.bincount(inverse)
+    exact = n * sizes / n_total
+    alloc = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - alloc), kind="stable")
+    alloc[order[: n - int(alloc.sum())]] += 1
+    if n >= len(sizes):
+        for k in np.flatnonzero(alloc == 0):
+            alloc[int(np.argmax(alloc))] -= 1
+            alloc[k] = 1
+    picks = [rng.choice(np.flatnonzero(inverse == k), size=int(alloc[k]), replace=False)
+             for k in range(len(sizes)) if alloc[k] > 0]
+    return np.sort(np.concatenate(picks)).astype(np.int64)
+
+
+def _strata_of(raw: RawDataset) -> tuple[np.ndarray | None, str]:
+    if raw.official_split is not None:
+        return raw.official_split, "official split"
+    if (raw.label >= 0).any():
+        return raw.label, "label"
+    return None, "none"
+
+
+def subsample(raw: RawDataset, n: int | None, seed: int) -> RawDataset:
+    """`raw` cut to `n` rows (`data.options.<dataset>.n`), stratified by the official split if
+    there is one, else by label; `raw` itself when n is None or not below len(raw)."""
+    strata, how = _strata_of(raw)
+    keep = subsample_indices(len(raw), n, seed, strata)
+    if keep is None:
+        return raw
+    log.info("%s: keeping %d of %d rows (data.options.*.n; seed %d, stratified by %s)",
+             raw.meta.get("source", "dataset"), len(keep), len(raw), seed, how)
+    return RawDataset(
+        x=raw.x[keep],
+        label=raw.label[keep],
+        factors={name: np.asarray(values)[keep] for name, values in raw.factors.items()},
+        official_split=None if raw.official_split is None else np.asarray(raw.official_split)[keep],
+        meta={**raw.meta, "subsample": {"n": int(len(keep)), "of": int(len(raw)), "seed": int(seed),
+                                        "stratified_by": how}},
+    )
+
+
 # ------------------------------------------------------------- MNIST and Fashion-MNIST
 
 
@@ -159,7 +227,8 @@ def _copy_local_mirror(name: str, folder: Path, resources: list[tuple[str, str]]
 
 
 def _download_failure(
-    name: str, class_name: str, mirror: str | None, raw: Path, resources: list[tuple[str, str]], exc: BaseException
+    name: str, class_name: str, mirror: str | None, raw: Path, resources: list[tuple[str, str]], exc: BaseException,
+    official: str | None = None,
 ) -> UserError:
     """Turn whatever torchvision raised into one line naming the file and the fix."""
     files = [fname for fname, _ in resources]
@@ -184,7 +253,7 @@ def _download_failure(
     per_mirror = re.findall(r"got:\s*\n?(.+)", str(exc))
     reason = _one_line("; ".join(per_mirror) if per_mirror else exc)
     if mirror is None:
-        official = ", ".join(_torchvision_class(class_name).mirrors)
+        official = official or ", ".join(_torchvision_class(class_name).mirrors)
         return UserError(
             f"could not download {name} (no network?) from torchvision's mirrors {official} ({failed}: {reason}): "
             + _dataset_hint(name, files)
@@ -254,23 +323,26 @@ def _load_torchvision(name: str, class_name: str, cache_dir: Path, mirror: str |
     )
 
 
-def load_mnist(cache_dir: Path, mirror: str | None) -> RawDataset:
+def load_mnist(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0) -> RawDataset:
     """MNIST, 60,000 train + 10,000 test digits, through torchvision.datasets.MNIST."""
-    return _load_torchvision("mnist", "MNIST", cache_dir, mirror)
+    return subsample(_load_torchvision("mnist", "MNIST", cache_dir, mirror), n, seed)
 
 
-def load_fashion_mnist(cache_dir: Path, mirror: str | None) -> RawDataset:
+def load_fashion_mnist(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0) -> RawDataset:
     """Fashion-MNIST, 60,000 train + 10,000 test images, through torchvision.datasets.FashionMNIST."""
-    return _load_torchvision("fashion_mnist", "FashionMNIST", cache_dir, mirror)
+    return subsample(_load_torchvision("fashion_mnist", "FashionMNIST", cache_dir, mirror), n, seed)
 
 
 # ----------------------------------------------------------------------------- Omniglot
 
 
-def _download_verified(url: str, dest: Path, sha256: str) -> None:
-    """Download `url` to `dest` atomically; a file whose sha256 differs never gets the final name."""
-    log.info("omniglot: downloading %s", url)
-    digest = hashlib.sha256()
+def _download_verified(url: str, dest: Path, expected: str, algorithm: str = "sha256", name: str = "omniglot",
+                       files: list[str] | None = None) -> None:
+    """Download `url` to `dest` atomically; a file whose digest (`algorithm`: sha256 or md5)
+    differs from `expected` never gets the final name."""
+    log.info("%s: downloading %s", name, url)
+    digest = hashlib.new(algorithm)
+    hint = _dataset_hint(name, files if files is not None else list(OMNIGLOT_SHA256))
     request = urllib.request.Request(url, headers={"User-Agent": "aebench"})
     try:
         with atomic_path(dest) as tmp:
@@ -279,21 +351,17 @@ def _download_verified(url: str, dest: Path, sha256: str) -> None:
                     digest.update(block)
                     fh.write(block)
             got = digest.hexdigest()
-            if got != sha256:
+            if got != expected:
                 raise UserError(
-                    f"{url} is corrupt or not the expected file (sha256 {got}, expected {sha256}): "
+                    f"{url} is corrupt or not the expected file ({algorithm} {got}, expected {expected}): "
                     "fix the file on the mirror or point `data.mirror` in params.yaml at a good copy"
                 )
     except urllib.error.HTTPError as exc:
-        raise UserError(
-            f"could not download {url} (HTTP {exc.code} {exc.reason}): "
-            + _dataset_hint("omniglot", list(OMNIGLOT_SHA256))
-        ) from None
+        raise UserError(f"could not download {url} (HTTP {exc.code} {exc.reason}): " + hint) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         raise UserError(
-            f"could not download {url} ({_one_line(reason)}): check that the server is up, or "
-            + _dataset_hint("omniglot", list(OMNIGLOT_SHA256))
+            f"could not download {url} ({_one_line(reason)}): check that the server is up (or the network), or " + hint
         ) from None
 
 
@@ -367,7 +435,7 @@ def _strokes_to_mnist(images: np.ndarray, chunk: int = 2048) -> np.ndarray:
     return out
 
 
-def load_omniglot(cache_dir: Path, mirror: str | None) -> RawDataset:
+def load_omniglot(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0) -> RawDataset:
     """Omniglot's 1,623 characters x 20 drawers as 28x28 white-on-black images."""
     paths = _omniglot_files(Path(cache_dir), mirror)
     xs, labels, splits, counts = [], [], [], {}
@@ -387,7 +455,7 @@ def load_omniglot(cache_dir: Path, mirror: str | None) -> RawDataset:
         offset += n_chars
     x = np.concatenate(xs)
     log.info("omniglot: %d images of %d characters loaded", len(x), offset)
-    return RawDataset(
+    return subsample(RawDataset(
         x=x,
         label=np.concatenate(labels),
         official_split=np.concatenate(splits),
@@ -408,11 +476,434 @@ def load_omniglot(cache_dir: Path, mirror: str | None) -> RawDataset:
                 "official_split: images_background -> train, images_evaluation -> test",
             ],
         },
+    ), n, seed)
+
+
+# ----------------------------------------------------------------------------- CIFAR-10
+
+
+def load_cifar10(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0) -> RawDataset:
+    """CIFAR-10, 50,000 train + 10,000 test colour images (3, 32, 32), labels 0-9, through
+    torchvision.datasets.CIFAR10.
+
+    The one file is `cifar-10-python.tar.gz` (torchvision checks its MD5, then the MD5 of every
+    extracted batch). A local mirror folder holding it is verified here and copied into
+    `cache_dir`, where torchvision finds it and downloads nothing; an http mirror replaces the
+    class's `url`. The extracted batches are deleted first, so every run checks the archive.
+    """
+    base = _torchvision_class("CIFAR10")
+    fname, md5 = str(base.filename), str(base.tgz_md5)
+    resources = [(fname, md5)]
+    cache_dir = Path(cache_dir)
+    if mirror is None:
+        cls, where = base, str(base.url)
+    elif _is_url(mirror):
+        url = mirror.rstrip("/") + "/" + fname
+        cls, where = type("CIFAR10", (base,), {"url": url}), url
+    else:
+        folder = _local_folder(mirror)
+        _copy_local_mirror("cifar10", folder, resources, cache_dir)
+        cls, where = base, str(folder)  # the verified archive is in place: nothing is fetched
+    shutil.rmtree(cache_dir / base.base_folder, ignore_errors=True)
+    log.info("cifar10: fetching %s from %s into %s", fname, where, cache_dir)
+    try:
+        with _socket_timeout(NETWORK_TIMEOUT_S), _quiet_stdout():
+            train = cls(root=str(cache_dir), train=True, download=True)
+            test = cls(root=str(cache_dir), train=False, download=False)
+    except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
+        raise _download_failure("cifar10", "CIFAR10", mirror, cache_dir, resources, exc, official=str(base.url)) from exc
+    x, label = cifar_arrays([train.data, test.data], [train.targets, test.targets], cache_dir / base.base_folder)
+    split = np.array(["train"] * len(train.data) + ["test"] * len(test.data), dtype="U5")
+    log.info("cifar10: %d train + %d test images verified and loaded", len(train.data), len(test.data))
+    return subsample(RawDataset(
+        x=x,
+        label=label,
+        official_split=split,
+        meta={
+            "source": "cifar10",
+            "loader": "torchvision.datasets.CIFAR10",
+            "mirror": mirror if mirror is not None else str(base.url),
+            "files": {fname: {"md5": md5, "bytes": (cache_dir / fname).stat().st_size}},
+            "classes": list(train.classes),
+            "n_classes": 10,
+            "n_train": int(len(train.data)),
+            "n_test": int(len(test.data)),
+            "notes": ["images stored (3, 32, 32) uint8 (channels first); the pipeline scales them to [0, 1]"],
+        },
+    ), n, seed)
+
+
+def cifar_arrays(data: list[np.ndarray], targets: list[list[int]], where: Path) -> tuple[np.ndarray, np.ndarray]:
+    """torchvision's CIFAR arrays (N, 32, 32, 3) HWC + label lists -> (N, 3, 32, 32) uint8 and int64 labels 0..9."""
+    x = np.ascontiguousarray(np.concatenate(data).transpose(0, 3, 1, 2))
+    label = np.concatenate([np.asarray(t, dtype=np.int64) for t in targets])
+    if x.dtype != np.uint8 or x.shape[1:] != (3, 32, 32) or len(label) != len(x):
+        raise UserError(f"{where} holds images {x.shape[1:]} {x.dtype} and {len(label)} labels for {len(x)} images, "
+                        "expected (3, 32, 32) uint8 and one label each: delete it and rerun")
+    if label.size and (label.min() < 0 or label.max() > 9):
+        raise UserError(f"{where} holds labels outside 0..9: delete it and rerun")
+    return x, label
+
+
+# ----------------------------------------------------------------------------- dSprites
+
+DSPRITES_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+DSPRITES_URL = "https://github.com/deepmind/dsprites-dataset/raw/master/" + DSPRITES_FILE
+# The MD5 that published dSprites loaders check for this file (e.g. vaetc's
+# vaetc/data/dsprites.py, and several others with the same value); DeepMind's repository
+# itself publishes no checksum. The structure is checked as well (see read_dsprites).
+DSPRITES_MD5 = "7da33b31b13a06f4b04a70402ce90c2e"
+DSPRITES_SIZE = 32  # 64x64 pooled 2x2 (the CPU budget); 64 keeps the original resolution
+DSPRITES_SHAPES = ("square", "ellipse", "heart")
+# factor name (the embedded `shapes` dataset's names) -> column of latents_values
+# (color, shape, scale, orientation, posX, posY); shape is stored as its class index 0..2.
+DSPRITES_FACTORS = {"scale": 2, "rotation": 3, "pos_x": 4, "pos_y": 5}
+_DSPRITES_KEYS = ("imgs", "latents_classes", "latents_values")
+
+
+def _dsprites_file(cache_dir: Path, mirror: str | None) -> Path:
+    """The verified npz: in a local mirror folder, or downloaded (official URL or http mirror) into cache_dir."""
+    files = [DSPRITES_FILE]
+    if mirror is None or _is_url(mirror):
+        url = DSPRITES_URL if mirror is None else mirror.rstrip("/") + "/" + DSPRITES_FILE
+        dest = Path(cache_dir) / DSPRITES_FILE
+        if dest.is_file() and _md5_file(dest) == DSPRITES_MD5:
+            log.info("dsprites: cached %s verified (MD5 %s), reused", dest, DSPRITES_MD5)
+        else:
+            _download_verified(url, dest, DSPRITES_MD5, algorithm="md5", name="dsprites", files=files)
+            log.info("dsprites: %s verified (MD5 %s)", dest, DSPRITES_MD5)
+        return dest
+    folder = _local_folder(mirror)
+    if not folder.is_dir():
+        raise UserError(f"data mirror folder {folder} for dsprites does not exist: " + _dataset_hint("dsprites", files))
+    src = folder / DSPRITES_FILE
+    if not src.is_file():
+        raise UserError(f"{src} is missing from the dsprites mirror: " + _dataset_hint("dsprites", files))
+    got = _md5_file(src)
+    if got != DSPRITES_MD5:
+        raise UserError(f"{src} is corrupt or not the official file (MD5 {got}, expected {DSPRITES_MD5}): delete it "
+                        f"and put the file from {DSPRITES_URL} there, or point `data.mirror` in params.yaml at a good copy")
+    log.info("dsprites: %s verified (MD5 %s)", src, DSPRITES_MD5)
+    return src
+
+
+def _npy_header(fh, path: Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(fh)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(fh)
+    if fortran:
+        raise UserError(f"{path}: `{key}` is stored in Fortran order, not as the official file: replace it")
+    return tuple(shape), dtype
+
+
+def read_dsprites(path: Path, keep: np.ndarray | None = None, size: int = DSPRITES_SIZE,
+                  chunk: int = 8192) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images (m, 1, size, size) uint8 0..255, latents_classes (m, 6), latents_values (m, 6)) of
+    the rows `keep` (all if None) of a dSprites npz.
+
+    The 64x64 0/1 images are streamed out of the archive `chunk` rows at a time (the whole
+    array is 3 GB), scaled to 0..255 and average-pooled to `size` (64 / size must be an
+    integer). The structure is checked: keys imgs, latents_classes, latents_values, imgs
+    uint8 (N, 64, 64) with values 0/1, latents (N, 6); the `metadata` key (a pickle) is never
+    read.
+    """
+    import zipfile
+
+    if 64 % size:
+        raise ValueError(f"size must divide 64, got {size}")
+    pool = 64 // size
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UserError(f"{path} is not a readable npz ({_one_line(exc)}): delete it and fetch it again") from None
+    with zf:
+        missing = [k for k in _DSPRITES_KEYS if f"{k}.npy" not in zf.namelist()]
+        if missing:
+            raise UserError(f"{path} lacks {', '.join(missing)}: not the dSprites file; replace it with {DSPRITES_FILE}")
+        lat = {}
+        for key in ("latents_classes", "latents_values"):
+            with zf.open(f"{key}.npy") as fh:
+                lat[key] = np.lib.format.read_array(fh, allow_pickle=False)
+        with zf.open("imgs.npy") as fh:
+            shape, dtype = _npy_header(fh, path, "imgs")
+            n_total = shape[0] if shape else 0
+            if dtype != np.uint8 or shape[1:] != (64, 64) or any(lat[k].shape != (n_total, 6) for k in lat):
+                raise UserError(
+                    f"{path} has imgs {shape} {dtype}, latents_classes {lat['latents_classes'].shape}, latents_values "
+                    f"{lat['latents_values'].shape}; expected uint8 (N, 64, 64) and (N, 6): replace it with {DSPRITES_FILE}")
+            rows = np.arange(n_total) if keep is None else np.asarray(keep, dtype=np.int64)
+            out = np.empty((len(rows), 1, size, size), dtype=np.uint8)
+            row_bytes = 64 * 64
+            done = 0
+            for start in range(0, n_total, chunk):
+                stop = min(start + chunk, n_total)
+                buf = fh.read((stop - start) * row_bytes)
+                if len(buf) != (stop - start) * row_bytes:
+                    raise UserError(f"{path} is truncated (imgs ends before row {stop}): delete it and fetch it again")
+                lo, hi = np.searchsorted(rows, [start, stop])
+                if hi == lo:
+                    continue
+                block = np.frombuffer(buf, dtype=np.uint8).reshape(-1, 64, 64)[rows[lo:hi] - start]
+                if block.max(initial=0) > 1:
+                    raise UserError(f"{path} has pixel values above 1: not the dSprites file; replace it with {DSPRITES_FILE}")
+                summed = block.reshape(-1, size, pool, size, pool).sum(axis=(2, 4), dtype=np.uint16)
+                cells = pool * pool
+                out[lo:hi, 0] = (summed * 255 + cells // 2) // cells
+                done = hi
+            if done != len(rows):
+                raise UserError(f"{path}: requested rows beyond its {n_total} images")
+    return out, lat["latents_classes"][rows].astype(np.int64), lat["latents_values"][rows].astype(np.float64)
+
+
+def load_dsprites(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0) -> RawDataset:
+    """dSprites (Matthey et al. 2017): 737,280 white sprites on black with their 5 factors.
+
+    The file is DeepMind's npz (DSPRITES_URL), MD5-checked (DSPRITES_MD5) and structure-
+    checked. Images are kept at 32x32 (DSPRITES_SIZE: the 64x64 originals average-pooled
+    2x2, grey levels 0, 64, 128, 191, 255 at the edges) because 64x64 is 4x the cost on CPU.
+    Factors carry the embedded `shapes` dataset's names so DCI/MIG and `group_factor` work
+    alike: shape (class index 0..2), scale (0.5..1), rotation (dSprites' orientation, 40
+    values in [0, 2 pi], radians), pos_x and pos_y (32 values in 0..1). Label = shape.
+    There is no official split. With `n` (`data.options.dsprites.n`) only n images are kept,
+    drawn with np.random.default_rng(seed) in equal shares per shape, before decoding.
+    """
+    path = _dsprites_file(Path(cache_dir), mirror)
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        if "latents_classes.npy" not in zf.namelist():
+            raise UserError(f"{path} lacks latents_classes: not the dSprites file; replace it with {DSPRITES_FILE}")
+        with zf.open("latents_classes.npy") as fh:
+            classes = np.lib.format.read_array(fh, allow_pickle=False)
+    if classes.ndim != 2 or classes.shape[1] != 6:
+        raise UserError(f"{path} has latents_classes {classes.shape}, expected (N, 6): replace it with {DSPRITES_FILE}")
+    keep = subsample_indices(len(classes), n, seed, strata=classes[:, 1])
+    t0 = time.perf_counter()
+    x, cls, values = read_dsprites(path, keep)
+    shape = cls[:, 1]
+    if shape.size and (shape.min() < 0 or shape.max() >= len(DSPRITES_SHAPES)):
+        raise UserError(f"{path} has shape classes outside 0..2: replace it with {DSPRITES_FILE}")
+    log.info("dsprites: %d of %d images read and pooled to %dx%d in %.1fs", len(x), len(classes),
+             DSPRITES_SIZE, DSPRITES_SIZE, time.perf_counter() - t0)
+    factors = {"shape": shape.astype(np.float64)}
+    factors.update({name: values[:, col] for name, col in DSPRITES_FACTORS.items()})
+    return RawDataset(
+        x=x,
+        label=shape,
+        factors=factors,
+        meta={
+            "source": "dsprites",
+            "loader": "aebench npz reader",
+            "url": DSPRITES_URL,
+            "mirror": mirror if mirror is not None else DSPRITES_URL,
+            "files": {DSPRITES_FILE: {"md5": DSPRITES_MD5, "bytes": path.stat().st_size}},
+            "shapes": list(DSPRITES_SHAPES),
+            "n_classes": len(DSPRITES_SHAPES),
+            "size": DSPRITES_SIZE,
+            "licence": "Apache 2.0",
+            "citation": "Matthey, Higgins, Hassabis, Lerchner (2017), dSprites: Disentanglement testing Sprites dataset",
+            **({"subsample": {"n": int(len(keep)), "of": int(len(classes)), "seed": int(seed),
+                              "stratified_by": "shape"}} if keep is not None else {}),
+            "notes": [
+                f"64x64 0/1 images scaled to 0..255 and average-pooled to {DSPRITES_SIZE}x{DSPRITES_SIZE}",
+                "factors: shape (0 square, 1 ellipse, 2 heart), scale, rotation (orientation, radians), "
+                "pos_x, pos_y (0..1); label = shape",
+            ],
+        },
     )
 
 
-REAL: dict[str, Callable[[Path, str | None], RawDataset]] = {
+# ----------------------------------------------------------------------------- CelebA
+
+CELEBA_ZIP = "img_align_celeba.zip"
+CELEBA_CROP = 140  # centre crop of the aligned 178x218 faces, then resize: the WAE/GWAE convention
+CELEBA_SIZE = 64
+CELEBA_LABEL = "Smiling"  # the label: one binary attribute, near balanced (about 48% smiling)
+CELEBA_PARTITION = {0: "train", 1: "train", 2: "test"}  # official train/valid/test; valid joins train
+
+
+def _celeba_resources() -> list[tuple[str, str, str]]:
+    """(Google Drive id, MD5, file name) of torchvision's CelebA files: the values it checks."""
+    return [(str(fid), str(md5), str(fname)) for fid, md5, fname in _torchvision_class("CelebA").file_list]
+
+
+def _celeba_files(folder: Path, mirror: str | None) -> Path:
+    """Bring the six verified CelebA files into `folder` (<cache>/celeba/); returns where the zip is.
+
+    Local mirror: every file is MD5-checked in place, the annotation files are copied (the zip
+    is read from the mirror). http mirror: downloaded and checked. No mirror: torchvision's
+    Google Drive download (gdown), which checks the MD5s too.
+    """
+    resources = _celeba_resources()
+    files = [fname for _, _, fname in resources]
+    folder.mkdir(parents=True, exist_ok=True)
+    if mirror is not None and not _is_url(mirror):
+        source = _local_folder(mirror)
+        if not source.is_dir():
+            raise UserError(f"data mirror folder {source} for celeba does not exist: " + _dataset_hint("celeba", files))
+        for _, md5, fname in resources:
+            src = source / fname
+            if not src.is_file():
+                raise UserError(f"{src} is missing from the celeba mirror: " + _dataset_hint("celeba", files))
+            got = _md5_file(src)
+            if got != md5:
+                raise UserError(f"{src} is corrupt or truncated (MD5 {got}, expected {md5}, torchvision's value for "
+                                f"{fname}): delete it and put the official {fname} there, or point `data.mirror` in "
+                                "params.yaml at a good copy")
+            log.info("celeba: %s verified (MD5 %s)", src, md5)
+            if fname != CELEBA_ZIP:
+                dest = folder / fname
+                if not (dest.is_file() and _md5_file(dest) == md5):
+                    with atomic_path(dest) as tmp:
+                        shutil.copyfile(src, tmp)
+        return source / CELEBA_ZIP
+    for file_id, md5, fname in resources:
+        dest = folder / fname
+        if dest.is_file() and _md5_file(dest) == md5:
+            log.info("celeba: cached %s verified (MD5 %s), reused", dest, md5)
+            continue
+        if mirror is not None:
+            _download_verified(mirror.rstrip("/") + "/" + fname, dest, md5, algorithm="md5", name="celeba", files=files)
+            continue
+        from torchvision.datasets.utils import download_file_from_google_drive
+
+        try:
+            with _socket_timeout(NETWORK_TIMEOUT_S), _quiet_stdout():
+                download_file_from_google_drive(file_id, str(folder), fname, md5)
+        except Exception as exc:  # gdown missing, quota exceeded, offline, bad MD5
+            if dest.is_file() and _md5_file(dest) != md5:
+                dest.unlink()  # never leave a bad download in the cache
+            raise UserError(f"could not download {fname} of celeba from Google Drive ({_one_line(exc)}; its quota "
+                            "often refuses): " + _dataset_hint("celeba", files)) from None
+    return folder / CELEBA_ZIP
+
+
+def _read_partition(path: Path) -> tuple[list[str], np.ndarray]:
+    """list_eval_partition.txt: `<file> <0|1|2>` per line -> (file names, partition codes)."""
+    names, codes = [], []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+            raise UserError(f"{path} line {number} is not `<file> <0|1|2>`: replace it with the official file")
+        names.append(parts[0])
+        codes.append(int(parts[1]))
+    return names, np.asarray(codes, dtype=np.int64)
+
+
+def celeba_image(image) -> np.ndarray:
+    """A PIL image of an aligned CelebA face -> (3, CELEBA_SIZE, CELEBA_SIZE) uint8: centre crop
+    CELEBA_CROP (torchvision's CenterCrop rounding), then a bilinear (antialiased) resize."""
+    from PIL import Image
+
+    image = image.convert("RGB")
+    width, height = image.size
+    crop = min(CELEBA_CROP, width, height)
+    left, top = int(round((width - crop) / 2.0)), int(round((height - crop) / 2.0))
+    image = image.crop((left, top, left + crop, top + crop)).resize((CELEBA_SIZE, CELEBA_SIZE), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def load_celeba(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0) -> RawDataset:
+    """CelebA (Liu et al. 2015), the 202,599 aligned faces, through torchvision.datasets.CelebA.
+
+    The files are torchvision's six (img_align_celeba.zip and five annotation .txt files), with
+    its MD5 values; a mirror folder or URL must hold all six (`<data.mirror>/celeba/`). The
+    images of the zip (all, or the `n` drawn per official split with default_rng(seed)) are
+    extracted into torchvision's layout `<cache>/celeba/img_align_celeba/`, read through the
+    torchvision class (which checks the annotation MD5s), centre-cropped to 140 and resized
+    to 64x64 (the WAE/GWAE convention), and the extracted copies are deleted again (the zip is
+    the cache). Label: the attribute `Smiling` (1 = smiling). No factors: the 40 attributes
+    are not generative factors, so DCI/MIG do not run. Official split: train and valid ->
+    "train" (val is drawn from it), test -> "test".
+    """
+    import zipfile
+
+    import torch
+
+    base = _torchvision_class("CelebA")
+    root = Path(cache_dir)
+    folder = root / base.base_folder
+    zip_path = _celeba_files(folder, mirror)
+    names, codes = _read_partition(folder / "list_eval_partition.txt")
+    split = np.array([CELEBA_PARTITION[int(c)] for c in codes], dtype="U5")
+    keep = subsample_indices(len(names), n, seed, strata=split)
+    rows = np.arange(len(names)) if keep is None else keep
+
+    images_dir = folder / "img_align_celeba"
+    shutil.rmtree(images_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UserError(f"{zip_path} is not a readable zip ({_one_line(exc)}): delete it and fetch it again") from None
+    try:
+        with zf:
+            members = {Path(m).name: m for m in zf.namelist() if not m.endswith("/")}
+            images_dir.mkdir(parents=True)
+            for i in rows:
+                member = members.get(names[i])
+                if member is None:
+                    raise UserError(f"{zip_path} lacks {names[i]}, listed in list_eval_partition.txt: not the "
+                                    "official archive; replace it")
+                with zf.open(member) as src, open(images_dir / names[i], "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        log.info("celeba: %d images extracted in %.1fs", len(rows), time.perf_counter() - t0)
+        try:
+            dataset = base(root=str(root), split="all", target_type="attr", transform=celeba_image)
+        except Exception as exc:  # torchvision: "Dataset not found or corrupted"
+            raise UserError(f"torchvision rejected the celeba files in {folder} ({_one_line(exc)}): delete that folder "
+                            "and rerun, or point `data.mirror` in params.yaml at a good copy") from None
+        if list(dataset.filename) != names:
+            raise UserError(f"{folder}: list_attr_celeba.txt and list_eval_partition.txt list different files: "
+                            "replace them with the official files")
+        attr_names = [a for a in dataset.attr_names if a]
+        if CELEBA_LABEL not in attr_names or dataset.attr.shape[1] != len(attr_names):
+            raise UserError(f"{folder / 'list_attr_celeba.txt'} has no `{CELEBA_LABEL}` column among "
+                            f"{len(attr_names)}: replace it with the official file")
+        column = attr_names.index(CELEBA_LABEL)
+        x = np.empty((len(rows), 3, CELEBA_SIZE, CELEBA_SIZE), dtype=np.uint8)
+        t0 = time.perf_counter()
+        for j, i in enumerate(rows):
+            x[j], _ = dataset[int(i)]
+            if (j + 1) % 20000 == 0:
+                log.info("celeba: %d of %d images cropped and resized", j + 1, len(rows))
+        label = dataset.attr[torch.as_tensor(rows), column].numpy().astype(np.int64)
+        log.info("celeba: %d images read in %.1fs", len(rows), time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(images_dir, ignore_errors=True)
+    return RawDataset(
+        x=x,
+        label=label,
+        official_split=split[rows],
+        meta={
+            "source": "celeba",
+            "loader": "torchvision.datasets.CelebA",
+            "mirror": mirror if mirror is not None else "Google Drive (torchvision's file ids)",
+            "files": {fname: {"md5": md5} for _, md5, fname in _celeba_resources()},
+            "n_classes": 2,
+            "label": f"{CELEBA_LABEL} (1 = yes)",
+            "crop": CELEBA_CROP,
+            "size": CELEBA_SIZE,
+            "citation": "Liu, Luo, Wang, Tang (2015), Deep Learning Face Attributes in the Wild",
+            **({"subsample": {"n": int(len(keep)), "of": int(len(names)), "seed": int(seed),
+                              "stratified_by": "official split"}} if keep is not None else {}),
+            "notes": [
+                f"aligned 178x218 faces centre-cropped to {CELEBA_CROP}x{CELEBA_CROP}, resized to "
+                f"{CELEBA_SIZE}x{CELEBA_SIZE} (bilinear)",
+                "official split: train + valid -> train (val is drawn from it), test -> test",
+                f"label = attribute {CELEBA_LABEL}; the 40 attributes are not stored as factors",
+            ],
+        },
+    )
+
+
+REAL: dict[str, Callable[..., RawDataset]] = {
     "mnist": load_mnist,
     "fashion_mnist": load_fashion_mnist,
     "omniglot": load_omniglot,
+    "cifar10": load_cifar10,
+    "celeba": load_celeba,
+    "dsprites": load_dsprites,
 }
