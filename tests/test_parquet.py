@@ -200,3 +200,15 @@ def test_random_splits_are_stratified():
         in_test = np.isin(np.flatnonzero(labels == c), splits["test"]).sum()
         assert abs(in_test - 0.2 * (labels == c).sum()) <= 1
     assert abs(len(splits["test"]) - 0.2 * len(labels)) <= 1
+
+
+def test_official_split_val_is_drawn_per_class():
+    """Omniglot-like: 20 drawings per character; val must take 2 of each, not 0 to 5."""
+    labels = np.repeat(np.arange(300), 20)
+    official = np.where(labels < 200, "train", "test")
+    splits = make_splits(len(labels), seed=0, val_fraction=0.1, test_fraction=0.2, official_split=official, labels=labels)
+    assert set(labels[splits["test"]]) == set(range(200, 300))
+    counts = np.bincount(labels[splits["val"]], minlength=300)
+    assert (counts[:200] == 2).all() and (counts[200:] == 0).all()
+    assert len(np.intersect1d(splits["train"], splits["val"])) == 0
+    assert len(splits["train"]) + len(splits["val"]) == 200 * 20

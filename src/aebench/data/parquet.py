@@ -56,7 +56,8 @@ def make_splits(
 
     Deterministic for a given seed. With `official_split` (an (n,) array of "train"/"test"),
     "test" is exactly the official test rows, `test_fraction` is ignored, and "val" takes
-    `val_fraction` of the official training rows.
+    `val_fraction` of the official training rows (per class with `labels`: Omniglot's 20
+    drawings per character would otherwise leave val with 0 to 5 of a character).
     """
     for key, value in (("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)):
         try:
@@ -84,12 +85,11 @@ def make_splits(
             raise UserError(f"official_split holds unknown values {unknown} (expected 'train'/'test'): "
                             "rerun the download stage")
         pool = np.flatnonzero(official == "train").astype(np.int64)
-        pool = pool[rng.permutation(len(pool))]
-        n_val = int(round(len(pool) * val_fraction))
+        within = _stratified(len(pool), rng, val_fraction, 0.0, None if labels is None else np.asarray(labels)[pool])
         splits = {
             "test": np.flatnonzero(official == "test").astype(np.int64),
-            "val": pool[:n_val],
-            "train": pool[n_val:],
+            "val": pool[within["val"]],
+            "train": pool[within["train"]],
         }
         how = (f"a dataset of {n} rows ({len(pool)} official train, {len(splits['test'])} official test) "
                f"with data.val_fraction={val_fraction} (data.test_fraction is ignored: the official test split is used)")
