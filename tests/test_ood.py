@@ -48,7 +48,9 @@ def test_gaussian_nll():
 
 
 def _ctx(model, x_in, x_out, tmp_path):
-    return SimpleNamespace(model=model, test_x=x_in, seed=0, plots=tmp_path / "plots",
+    with torch.no_grad():
+        z_test = model.encode(x_in).double().numpy()  # the evaluator's test codes
+    return SimpleNamespace(model=model, test_x=x_in, z_test=z_test, seed=0, plots=tmp_path / "plots",
                            extra={} if x_out is None else {"ood_x": x_out, "ood_name": "toy"})
 
 

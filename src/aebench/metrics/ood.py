@@ -72,18 +72,20 @@ def gaussian_nll(z) -> np.ndarray:
     return 0.5 * (z ** 2 + math.log(2 * math.pi)).sum(axis=1)
 
 
-def _model_scores(model, x, batch_size: int = 512):
-    """(name, scores) from the model's own score_ood, else the Gaussian code score."""
+def _model_scores(model, x, batch_size: int = 512, codes=None):
+    """(name, scores) from the model's own score_ood, else the Gaussian code score (of
+    `codes` when the caller has them already: the evaluator's test codes)."""
     import torch
 
     from aebench.batching import iterate_batches
 
     with torch.no_grad():
-        own = [model.score_ood(b["x"]) for b in iterate_batches({"x": x}, batch_size)]
-        if all(s is not None for s in own):
+        if model.score_ood(x[:2]) is not None:
+            own = [model.score_ood(b["x"]) for b in iterate_batches({"x": x}, batch_size)]
             return "score_ood", torch.cat(own).double().cpu().numpy()
-        codes = torch.cat([model.encode(b["x"]) for b in iterate_batches({"x": x}, batch_size)])
-    return "-log N(encode(x); 0, I)", gaussian_nll(codes.cpu().numpy())
+        if codes is None:
+            codes = torch.cat([model.encode(b["x"]) for b in iterate_batches({"x": x}, batch_size)]).cpu().numpy()
+    return "-log N(encode(x); 0, I)", gaussian_nll(codes)
 
 
 def _neg_elbo(model, x, seed: int, batch_size: int = 512):
@@ -121,11 +123,13 @@ def ood_suite(ctx) -> dict[str, float]:
                          f"{tuple(x_in.shape[1:])}: pair datasets of the same shape")
     x_out = _balanced(x_in, x_out.to(x_in.device), ctx.seed)
     curves, out = [], {}
-    score_name, s_in = _model_scores(ctx.model, x_in)
+    score_name, s_in = _model_scores(ctx.model, x_in, codes=ctx.z_test)
     s_out = _model_scores(ctx.model, x_out)[1]
     out["ood_auroc"] = auroc(s_in, s_out)
     curves.append((score_name, *roc_curve(s_in, s_out), out["ood_auroc"]))
-    e_in = _neg_elbo(ctx.model, x_in, ctx.seed)
+    e_in = ctx.extra.get("neg_elbo_test")  # the likelihood suite's, same seed and batches
+    if e_in is None:
+        e_in = _neg_elbo(ctx.model, x_in, ctx.seed)
     if e_in is not None:
         e_out = _neg_elbo(ctx.model, x_out, ctx.seed)
         out["ood_auroc_neg_elbo"] = auroc(e_in, e_out)
