@@ -1,5 +1,6 @@
 """Crash safety and shared stores: a SIGKILLed training resumes to the same result, two
-trainings writing one MLflow store at once lose nothing, and a real `mlflow server` works."""
+trainings writing one MLflow store at once lose nothing, and a real `mlflow server` works: its REST
+API shows the run, metrics, artifacts, the registered version and the alias `aebench promote` sets."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -116,6 +118,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def rest(uri: str, endpoint: str, **query: str) -> dict:
+    """GET `<uri>/api/2.0/mlflow/<endpoint>?<query>` from the tracking server, as JSON."""
+    url = f"{uri}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def aebench_cli() -> list[str]:
+    """The installed `aebench` command beside this interpreter (its console script)."""
+    script = Path(sys.executable).with_name("aebench")
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from aebench.cli import main; main()"]
+
+
 def test_real_tracking_server(tmp_path):
     port = free_port()
     server = subprocess.Popen(
@@ -145,6 +160,29 @@ def test_real_tracking_server(tmp_path):
         run = client.get_run(version.run_id)
         assert "knn_acc" in run.data.metrics and run.info.status == "FINISHED"
         assert any((tmp_path / "server-artifacts").rglob("checkpoint.pt"))
+
+        # The same through the server's REST API: run, metrics, artifacts, the registered version ...
+        run_id = json.loads((root / "models/digits/ae/run.json").read_text())["run_id"]
+        rest_run = rest(uri, "runs/get", run_id=run_id)["run"]
+        assert rest_run["info"]["status"] == "FINISHED"
+        metrics = {m["key"]: m["value"] for m in rest_run["data"]["metrics"]}
+        assert {"knn_acc", "recon_mse", "val_loss"} <= set(metrics)
+        plots = rest(uri, "artifacts/list", run_id=run_id, path="plots").get("files", [])
+        assert any(f["path"].endswith(".png") and not f["is_dir"] for f in plots), plots
+        (rest_version,) = rest(uri, "model-versions/search", filter="name='digits-ae'")["model_versions"]
+        assert rest_version["version"] == "1" and rest_version["run_id"] == run_id
+        assert rest_version["status"] == "READY"
+        assert not rest(uri, "registered-models/get", name="digits-ae")["registered_model"].get("aliases")
+
+        # ... and the alias that `aebench promote` sets.
+        promoted = subprocess.run([*aebench_cli(), "promote", "digits", "ae", "--metric", "knn_acc"],
+                                  env=env_for(root, uri), cwd=root, capture_output=True, text=True, timeout=300)
+        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+        assert "version 1 is the first champion" in promoted.stdout
+        by_alias = rest(uri, "registered-models/alias", name="digits-ae", alias="champion")["model_version"]
+        assert by_alias["version"] == "1" and by_alias["run_id"] == run_id and "champion" in by_alias["aliases"]
+        registered = rest(uri, "registered-models/get", name="digits-ae")["registered_model"]
+        assert {"alias": "champion", "version": "1"} in registered["aliases"]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
