@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, update_results  # noqa: E402
 SIZES = (2_000, 10_000, 60_000)
 METHODS = ("aebench-pixels", "aebench-pca50", "pydiffmap", "sklearn-arpack", "sklearn-lobpcg")
 K, M = 16, 10
@@ -94,7 +95,11 @@ def main() -> None:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.mnist)))
         return
     print(f"{'method':16s} {'n':>6s} {'wall s':>8s} {'cpu s':>8s} {'peak MiB':>9s} {'5nn acc':>8s}")
+    seconds: dict[str, dict[str, float | None]] = {}
+    peak: dict[str, dict[str, float | None]] = {}
     for method in args.methods:
+        seconds[method] = {str(n): None for n in args.sizes}  # None: did not finish (timeout / failure)
+        peak[method] = {str(n): None for n in args.sizes}
         for n in sorted(args.sizes):
             cmd = [sys.executable, __file__, "--mnist", str(args.mnist), "--worker", method, str(n)]
             try:
@@ -106,8 +111,10 @@ def main() -> None:
                 print(f"{method:16s} {n:6d}  failed: {proc.stderr.strip().splitlines()[-1][:120]}", flush=True)
                 break
             r = json.loads(proc.stdout.strip().splitlines()[-1])
+            seconds[method][str(n)], peak[method][str(n)] = r["wall_s"], r["peak_mib"]
             print(f"{method:16s} {n:6d} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['peak_mib']:9d} {r['knn5_acc']:8.4f}",
                   flush=True)
+    update_results({"diffmap_seconds": seconds, "diffmap_peak_mb": peak})
 
 
 if __name__ == "__main__":
