@@ -30,6 +30,17 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
 
+# Benchmarks (not tests): each script prints a table and updates benchmarks/results.json;
+# pythae and pydiffmap are the peers, installed here only. Takes about an hour on 2 cores.
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -c requirements.lock pythae==0.1.2 pydiffmap==0.2.0.1
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/eval_speed.py
+	$(BIN)/python benchmarks/diffmap_bench.py
+	$(BIN)/python benchmarks/acn_neighbours.py
+	$(BIN)/python benchmarks/pipeline_bench.py
+	$(BIN)/python benchmarks/write_tables.py
+
 ui: $(STAMP)
 	$(BIN)/aebench ui
 

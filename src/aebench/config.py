@@ -42,7 +42,7 @@ GENERATOR_OPTIONS = ("ambient_dim", "noise")
 
 
 class DatasetOptions(Strict):
-    n: int = Field(10000, gt=0, description="samples to generate (generated datasets only)")
+    n: int = Field(10000, gt=0, description="items: generated for embedded datasets; for real ones a seeded subsample, only when set")
     mirror: Optional[str] = Field(None, description="folder or http(s) URL holding this dataset's files")
     group_factor: Optional[str] = Field(None, description="factor column used as `group` (default: the label)")
     ambient_dim: Optional[int] = Field(

@@ -1,0 +1,60 @@
+"""`benchmarks/results.json` as Markdown tables (`benchmarks/results.md`): every figure beside
+the peer's figure from the same run and their ratio. Run by `make bench` after the scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS  # noqa: E402
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    def cell(v):
+        if v is None:
+            return "—"
+        return f"{v:,.3g}" if isinstance(v, float) and abs(v) < 100 else (f"{v:,.0f}" if isinstance(v, float) else str(v))
+
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows), ""]
+
+
+def main() -> None:
+    r = json.loads(RESULTS.read_text())
+    out = [f"# aebench benchmarks ({r.get('updated', '?')}, {r.get('machine', {}).get('cpus', '?')} CPUs)", ""]
+    if "train_samples_per_s" in r:
+        out += [f"## Training throughput (samples/s, {r.get('train_threads', 1)} thread; ratio > 1: aebench faster)", ""]
+        rows = []
+        for ds, per in r["train_samples_per_s"].items():
+            for model, ours in per.items():
+                rows.append([ds, model, ours, r["bare_samples_per_s"][ds][model], r["pythae_samples_per_s"][ds][model],
+                             r["trainer_vs_bare_ratio"][ds][model], r["trainer_vs_pythae_ratio"][ds][model]])
+        out += table(["dataset", "model", "aebench", "bare loop", "pythae", "aebench/bare", "aebench/pythae"], rows)
+    if "diffmap_seconds" in r:
+        sizes = sorted({n for per in r["diffmap_seconds"].values() for n in per}, key=int)
+        out += ["## Diffusion maps on MNIST (wall seconds / peak MiB; — = did not finish)", ""]
+        rows = [[m, *(f"{r['diffmap_seconds'][m].get(n) or '—'} / {r['diffmap_peak_mb'][m].get(n) or '—'}" for n in sizes)]
+                for m in r["diffmap_seconds"]]
+        out += table(["method", *sizes], rows)
+    if "repro_seconds" in r:
+        out += ["## Pipeline", "", f"- `dvc repro` of the default pipeline on a fresh clone: {r['repro_seconds']:.0f} s "
+                f"for {r.get('repro_stage_count', '?')} stages", f"- no-op `dvc repro`: {r['noop_repro_seconds']:.1f} s",
+                "- interpreter start-up + import: " + ", ".join(f"{k} {v:.2f} s" for k, v in r["import_seconds"].items()), ""]
+        kinds: dict[str, list[float]] = {}
+        for stage, s in r["stage_seconds"].items():
+            kinds.setdefault(stage.split("@")[0], []).append(s)
+        out += table(["stage kind", "stages", "total s", "mean s"],
+                     [[k, len(v), sum(v), sum(v) / len(v)] for k, v in kinds.items()])
+    if "eval_seconds" in r:
+        out += ["## Evaluation suites on 10,000 MNIST test codes (seconds per model)", ""]
+        first = next(iter(r["eval_suite_seconds"].values()))
+        out += table(["model", *first], [[m, *t.values()] for m, t in r["eval_suite_seconds"].items()])
+    path = RESULTS.with_suffix(".md")
+    path.write_text("\n".join(out))
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
