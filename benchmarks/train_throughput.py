@@ -136,7 +136,8 @@ def pythae_model(model_name: str, ours):
     class Decoder(BaseDecoder):
         def __init__(self, squash: bool):
             super().__init__()
-            self.net, self.squash = ours.decoder, squash
+            self.net = getattr(ours.decoder, "net", ours.decoder)  # the VAE's decoder wraps its net
+            self.squash = squash
 
         def forward(self, z):
             out = self.net(z)
