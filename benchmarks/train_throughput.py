@@ -131,7 +131,8 @@ def pythae_model(model_name: str, ours):
             if variational:
                 mu, logvar = out.chunk(2, dim=1)
                 return ModelOutput(embedding=mu, log_covariance=logvar)
-            return ModelOutput(embedding=out)
+            # pythae's AAE reparameterises: a vanishing variance keeps it deterministic like ours
+            return ModelOutput(embedding=out, log_covariance=torch.full_like(out, -30.0))
 
     class Decoder(BaseDecoder):
         def __init__(self, squash: bool):
