@@ -80,6 +80,7 @@ def main() -> None:
     if work.exists():
         shutil.rmtree(work)
     subprocess.run(["git", "clone", "-q", str(REPO), str(work)], check=True)
+    env["PYTHONPATH"] = str(work / "src")  # the clone's aebench, not the venv's editable install of this checkout
     print(f"fresh clone of {REPO} at {work}", flush=True)
     total, stages, code = timed_repro(work, env)
     if code != 0:

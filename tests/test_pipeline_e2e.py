@@ -51,7 +51,9 @@ def project(tmp_path_factory):
         shutil.copy2(REPO / rel, dest)
     params = tiny_params(yaml.safe_load((root / "params.yaml").read_text()))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # stages run as `make repro` runs them: forked from the warm stage server (aebench.warm)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "AEBENCH_ROOT": str(root),
+           "AEBENCH_WARM": "1", "AEBENCH_WARM_IDLE": "15",
            "MLFLOW_TRACKING_URI": "", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     env.pop("MLFLOW_TRACKING_URI")

@@ -247,4 +247,6 @@ def report(root: Path | None = None) -> tuple[Path, Path]:
 
     root = root or paths.repo_root()
     params_at(root)
-    return build_report(root)
+    html, markdown = build_report(root)
+    log.info("report: %s and %s", html, markdown)
+    return html, markdown
