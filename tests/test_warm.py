@@ -123,3 +123,10 @@ def _alive(pid: int, wait: float = 10.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_one_server_serves_every_stage_of_a_dvc_run():
+    """DVC names each stage in DVC_STAGE: that must not start a server per stage."""
+    env = {k: v for k, v in os.environ.items() if k != "DVC_STAGE"}
+    assert warm.server_address({**env, "DVC_STAGE": "train@a"}) == warm.server_address({**env, "DVC_STAGE": "train@b"})
+    assert warm.server_address({**env, "MLFLOW_TRACKING_URI": "x"}) != warm.server_address(env)

@@ -19,7 +19,8 @@ What keeps this safe:
   dies, the child is terminated. A child that crashes reports its signal as the exit code.
 - The server exits after `AEBENCH_WARM_IDLE` seconds (default 60) without work; its log is
   `<tmp>/aebench-warm-<uid>.log`.
-Linux only (abstract socket names, fd passing); elsewhere stages run in-process.
+Linux only (abstract socket names, fd passing); elsewhere, and under torchrun, stages run
+in-process.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ PRELOAD = (
     "mlflow", "mlflow.pyfunc", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store", "mlflow.models.signature",
     "great_expectations",
 )
+# Not part of the key: shell bookkeeping, and DVC's own variables (DVC_STAGE names each stage).
 _VOLATILE_ENV = {"_", "PWD", "OLDPWD", "SHLVL", CHILD_MARK}
 _HEADER = struct.Struct("!Q")
 
@@ -60,7 +62,8 @@ _HEADER = struct.Struct("!Q")
 def run(script: str, main: Callable[[], None]) -> None:
     """Run the stage `script` (its `__file__`) whose entry point is `main`, in a fork of the
     warm server when one is up; otherwise here, starting a server for the next stages."""
-    if os.environ.get(CHILD_MARK) or os.environ.get("AEBENCH_WARM", "1") == "0" or not sys.platform.startswith("linux"):
+    if (os.environ.get(CHILD_MARK) or os.environ.get("AEBENCH_WARM", "1") == "0" or not sys.platform.startswith("linux")
+            or "WORLD_SIZE" in os.environ):  # torchrun ranks: long runs, each its own process group
         main()
         return
     address = server_address()
@@ -82,7 +85,7 @@ def server_address(environ: dict[str, str] | None = None) -> str:
         "package": str(Path(__file__).parent),  # the aebench a child imports is the server's
         "site": os.stat(sysconfig.get_paths()["purelib"]).st_mtime_ns,  # pip install changes it
         "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
-        "env": sorted((k, v) for k, v in environ.items() if k not in _VOLATILE_ENV),
+        "env": sorted((k, v) for k, v in environ.items() if k not in _VOLATILE_ENV and not k.startswith("DVC_")),
     })
     return f"\0aebench-warm-{os.getuid()}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
