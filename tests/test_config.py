@@ -38,6 +38,7 @@ def test_repo_params_are_valid():
     (lambda p: p["model"]["vae"].update(train={"epochs": -1}), "model.vae.train.epochs"),
     (lambda p: p["data"].update(val_fraction=1.5), "data.val_fraction"),
     (lambda p: p["runs"].update(x={"dataset": "digits", "model": "ae"}), "runs"),
+    (lambda p: p["runs"]["digits-vae"].update(train={"epoch": 2}), "runs.digits-vae.train.epoch"),
 ])
 def test_bad_values_name_the_key(tmp_path, mutate, key):
     data = repo_params()
@@ -63,6 +64,17 @@ def test_named_variant_and_train_override(tmp_path):
     model_type, config, train = resolve_model(params, "beta8vae")
     assert model_type == "vae" and config.beta == 8.0 and train.epochs == 3
     assert resolve_model(params, "vae")[2].epochs == params.train.epochs
+
+
+def test_a_runs_train_override_applies_to_that_run_only(tmp_path):
+    data = repo_params()
+    data["model"]["vae"]["train"] = {"epochs": 7, "lr": 0.002}
+    data["runs"]["digits-vae"]["train"] = {"epochs": 2}
+    params = load_params(write(tmp_path, data))
+    train = resolve_model(params, "vae", run="digits-vae")[2]
+    assert train.epochs == 2 and train.lr == 0.002  # the run's key wins, the model's others stay
+    assert resolve_model(params, "vae", run="loop-vae")[2].epochs == 7
+    assert resolve_model(params, "vae")[2].epochs == 7
 
 
 def test_invalid_yaml_and_missing_file(tmp_path):

@@ -108,8 +108,9 @@ def _check(args) -> None:
     for name in params.models:
         model_type, config, train = resolve_model(params, name, path)
         print(f"{name}: type {model_type}, {config.model_dump()}, epochs {train.epochs}")
-    for key in params.runs:
-        print(f"run {key}")
+    for key, run in params.runs.items():
+        _, _, train = resolve_model(params, run.model, path, run=key)
+        print(f"run {key}" + (f": epochs {train.epochs}, max_steps_per_epoch {train.max_steps_per_epoch}" if run.train else ""))
     print(f"{path}: valid; {len(params.datasets)} datasets, {len(params.models)} models, {len(params.runs)} runs")
 
 

@@ -6,12 +6,15 @@ params.yaml layout
     models: [ae, vae]                     # the models defined (each needs a section or a known type)
     runs:                                 # which model trains on which dataset (train@/evaluate@)
       digits-ae: {dataset: digits, model: ae}
+      shapes-vae: {dataset: shapes, model: vae, train: {epochs: 5}}   # this run's budget only
     data:      seed, split fractions, mirror, per-dataset sizes (DataConfig)
     train:     the one training loop's settings (TrainConfig)
     evaluate:  the evaluator's settings (EvalConfig)
     model:     one section per named model; `type` picks the implementation (defaults to
                the section's name), the other keys are that type's config class fields, and
                an optional `train:` mapping overrides the global train settings for it.
+               A run's own `train:` overrides both, for that dataset only (e.g. to give
+               every model of one comparison the same budget).
 
 Named variants let one implementation run twice with different settings, e.g.
 `betavae: {type: vae, beta: 4.0}`. Errors name the file and the dotted key.
@@ -111,6 +114,7 @@ class Run(Strict):
 
     dataset: str
     model: str
+    train: dict[str, Any] = Field(default_factory=dict)
 
 
 class Params(Strict):
@@ -186,11 +190,14 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise UserError(_format_error(path, exc)) from None
     for name in params.models:  # resolving checks the type and every model key
         resolve_model(params, name, path)
+    for key, run in params.runs.items():
+        resolve_model(params, run.model, path, run=key)
     return params
 
 
-def resolve_model(params: Params, name: str, path: Path | str = "params.yaml"):
-    """The validated config of model `name` and its effective TrainConfig.
+def resolve_model(params: Params, name: str, path: Path | str = "params.yaml", run: str | None = None):
+    """The validated config of model `name` and its effective TrainConfig: the global `train`
+    section, then `model.<name>.train`, then (given a run key) `runs.<run>.train`.
 
     Returns (model_type, config, train_config); errors name `model.<name>.<key>`.
     """
@@ -213,4 +220,9 @@ def resolve_model(params: Params, name: str, path: Path | str = "params.yaml"):
         train = TrainConfig.model_validate({**params.train.model_dump(), **section.train})
     except ValidationError as exc:
         raise UserError(_format_error(path, exc, prefix=f"model.{name}.train.")) from None
+    if run is not None and params.runs[run].train:
+        try:
+            train = TrainConfig.model_validate({**train.model_dump(), **params.runs[run].train})
+        except ValidationError as exc:
+            raise UserError(_format_error(path, exc, prefix=f"runs.{run}.train.")) from None
     return model_type, config, train

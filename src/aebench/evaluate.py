@@ -108,24 +108,39 @@ def representation_suite(ctx: EvalContext) -> dict[str, float]:
     return out
 
 
+def figure_samples(ctx: EvalContext) -> int:
+    """Samples in the figure: two rows of images, or a cloud of points."""
+    return ctx.figure_examples * (2 if ctx.test.kind == "image" else 64)
+
+
+def model_samples(ctx: EvalContext) -> np.ndarray | None:
+    """The model's samples (seeded), drawn once for the figures and the topology metrics: an
+    autoregressive decoder pays H x W passes per draw. None for models that do not generate."""
+    from aebench.metrics.topology import GW_POINTS
+
+    if "samples" not in ctx.extra:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(ctx.seed)
+            drawn = ctx.model.sample(max(GW_POINTS, figure_samples(ctx)), torch.Generator().manual_seed(ctx.seed))
+        ctx.extra["samples"] = None if drawn is None else drawn.detach().cpu().numpy()
+    return ctx.extra["samples"]
+
+
 def figures_suite(ctx: EvalContext) -> dict[str, float]:
     from aebench import figures
 
     n = ctx.figure_examples
     x = ctx.test_x[:n].cpu().numpy()
-    x_hat = ctx.extra.get("x_hat", decode_all(ctx.model, ctx.z_test[:n]))[:n]
+    x_hat = ctx.extra["x_hat"][:n] if "x_hat" in ctx.extra else decode_all(ctx.model, ctx.z_test[:n])
     draw = figures.image_grid if ctx.test.kind == "image" else figures.vector_scatter
     if ctx.test.kind == "image":
         figures.save(draw([x, x_hat], ["data", "recon."], "Test reconstructions"), ctx.plots / "reconstructions.png")
     else:
         xs, xh = ctx.test_x.cpu().numpy(), ctx.extra["x_hat"]
         figures.save(draw([xs, xh], ["data", "recon."], "Test reconstructions"), ctx.plots / "reconstructions.png")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ctx.seed)
-        generator = torch.Generator().manual_seed(ctx.seed)
-        samples = ctx.model.sample(n * (2 if ctx.test.kind == "image" else 64), generator)
+    samples = model_samples(ctx)
     if samples is not None:
-        s = samples.detach().cpu().numpy()
+        s = samples[:figure_samples(ctx)]
         rows = [s[:n], s[n:2 * n]] if ctx.test.kind == "image" else [ctx.test_x.cpu().numpy(), s]
         titles = ["", ""] if ctx.test.kind == "image" else ["data", "samples"]
         figures.save(draw(rows, titles, "Samples"), ctx.plots / "samples.png")
@@ -140,10 +155,8 @@ def topology_suite(ctx: EvalContext) -> dict[str, float]:
     `offmanifold_rate` of their samples against the test data (aebench.metrics.topology)."""
     from aebench.metrics.topology import GW_POINTS, topology_metrics
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ctx.seed)
-        samples = ctx.model.sample(GW_POINTS, torch.Generator().manual_seed(ctx.seed))
-    generated = None if samples is None else samples.detach().cpu().numpy()
+    samples = model_samples(ctx)
+    generated = None if samples is None else samples[:GW_POINTS]
     train_x = ctx.train.x.astype(np.float32) / (255.0 if ctx.train.kind == "image" else 1.0)
     return topology_metrics(ctx.test_x.cpu().numpy(), generated, ctx.z_test, train_x, k=ctx.k, seed=ctx.seed)
 

@@ -117,7 +117,8 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
     root = root or paths.repo_root()
     params = params_at(root)
     _check_names(params, dataset, model_name)
-    model_type, config, train_cfg = resolve_model(params, model_name, root / "params.yaml")
+    model_type, config, train_cfg = resolve_model(params, model_name, root / "params.yaml",
+                                                  run=f"{dataset}-{model_name}")
     processed = paths.processed_dir(dataset, root)
     train_split = read_split(processed / "train.parquet")
     val_split = read_split(processed / "val.parquet")
@@ -207,7 +208,7 @@ def evaluate(dataset: str, model_name: str, root: Path | None = None) -> dict:
     root = root or paths.repo_root()
     params = params_at(root)
     _check_names(params, dataset, model_name)
-    _, _, train_cfg = resolve_model(params, model_name, root / "params.yaml")
+    _, _, train_cfg = resolve_model(params, model_name, root / "params.yaml", run=f"{dataset}-{model_name}")
     mdir = paths.model_dir(dataset, model_name, root)
     run_json = mdir / "run.json"
     if not run_json.exists():
