@@ -95,6 +95,7 @@ class EvalConfig(Strict):
     knn_k: int = Field(5, gt=0)
     max_train_codes: int = Field(20000, gt=0, description="train codes used as kNN/probe reference")
     figure_examples: int = Field(8, gt=0)
+    max_recon: int = Field(2000, gt=0, description="test rows reconstructed for recon_mse/psnr (seeded subset)")
     seed: int = 0
     ood_companion: dict[str, str] = Field(
         default_factory=dict, description="dataset -> its out-of-distribution companion (e.g. mnist: omniglot)")

@@ -235,7 +235,8 @@ def evaluate(dataset: str, model_name: str, root: Path | None = None) -> dict:
         extra = {"ood_x": split_tensors(read_split(companion_test), model.device)["x"], "ood_name": companion}
     metrics = run_evaluation(model, read_split(processed / "train.parquet"), read_split(processed / "test.parquet"),
                              out, run_info=run_info, history=payload.get("history", []), k=ev.knn_k, seed=ev.seed,
-                             max_train_codes=ev.max_train_codes, figure_examples=ev.figure_examples, extra=extra)
+                             max_train_codes=ev.max_train_codes, figure_examples=ev.figure_examples,
+                             max_recon=ev.max_recon, extra=extra)
     client = tracking.client(root)
     tracking.RunLogger(client, run_info["run_id"])(metrics, 0)
     client.log_artifacts(run_info["run_id"], str(out / "plots"), "plots")
