@@ -45,8 +45,13 @@ def main() -> None:
         kinds: dict[str, list[float]] = {}
         for stage, s in r["stage_seconds"].items():
             kinds.setdefault(stage.split("@")[0], []).append(s)
-        out += table(["stage kind", "stages", "total s", "mean s"],
-                     [[k, len(v), sum(v), sum(v) / len(v)] for k, v in kinds.items()])
+        ref = r.get("repro_reference", {})
+        before = ref.get("stage_kind_seconds", {})
+        if ref:
+            out += [f"Reference: {ref['label']}: {ref['repro_seconds']:.0f} s, no-op {ref['noop_repro_seconds']:.1f} s.", ""]
+        out += table(["stage kind", "stages", "total s", "mean s", "reference total s", "reference / now"],
+                     [[k, len(v), sum(v), sum(v) / len(v), before.get(k), before[k] / sum(v) if k in before else None]
+                      for k, v in kinds.items()])
     if "eval_seconds" in r:
         out += ["## Evaluation suites on 10,000 MNIST test codes (seconds per model)", ""]
         first = next(iter(r["eval_suite_seconds"].values()))
