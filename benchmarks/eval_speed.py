@@ -119,7 +119,8 @@ def main() -> None:
                 columns = list(times)
                 print(f"{'model':14s} " + " ".join(f"{c[:11]:>11s}" for c in columns), flush=True)
             print(f"{name:14s} " + " ".join(f"{times[c]:11.2f}" for c in columns), flush=True)
-    update_results({"eval_seconds": {m: round(t["total"], 2) for m, t in results.items()},
+    update_results({"eval_threads": args.threads,
+                    "eval_seconds": {m: round(t["total"], 2) for m, t in results.items()},
                     "eval_suite_seconds": {m: {k: round(v, 2) for k, v in t.items()} for m, t in results.items()}})
 
 

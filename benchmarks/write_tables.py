@@ -53,7 +53,7 @@ def main() -> None:
                      [[k, len(v), sum(v), sum(v) / len(v), before.get(k), before[k] / sum(v) if k in before else None]
                       for k, v in kinds.items()])
     if "eval_seconds" in r:
-        out += ["## Evaluation suites on 10,000 MNIST test codes (seconds per model)", ""]
+        out += [f"## Evaluation suites on 10,000 MNIST test codes (seconds per model, {r.get('eval_threads', 1)} threads)", ""]
         first = next(iter(r["eval_suite_seconds"].values()))
         out += table(["model", *first], [[m, *t.values()] for m, t in r["eval_suite_seconds"].items()])
     path = RESULTS.with_suffix(".md")
