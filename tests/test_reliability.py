@@ -27,7 +27,7 @@ def make_root(path: Path, **train) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params.update(datasets=["digits"], models=["ae"], runs={"digits-ae": {"dataset": "digits", "model": "ae"}})
-    params["train"].update({"epochs": 4, "max_steps_per_epoch": 15, "num_threads": 1, **train})
+    params["train"].update({"epochs": 4, "max_steps_per_epoch": 15, "num_threads": 1, "checkpoint_seconds": 0, **train})
     params["model"] = {"ae": {"latent_dim": 4}}
     (path / "params.yaml").write_text(yaml.safe_dump(params))
     return path

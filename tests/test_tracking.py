@@ -34,6 +34,19 @@ def register_version(tmp_path, metrics: dict, seed: int) -> tuple[str, str]:
     return run_id, version
 
 
+def test_background_logger_gathers_rows_until_flush(tmp_path):
+    client = tracking.client(tmp_path)
+    run_id = tracking.start_run(client, "digits", "ae", tags={}, params={}, root=tmp_path)
+    logger = tracking.RunLogger(client, run_id, background=True, every_seconds=3600)
+    for step in range(1, 601):  # 1,200 rows: more than one log_batch may carry
+        logger({"step/loss": 1.0 / step, "step/kl": float("nan") if step == 7 else float(step)}, step)
+    assert client.get_metric_history(run_id, "step/loss") == []  # still gathered, not stored
+    logger.flush()
+    assert [m.step for m in client.get_metric_history(run_id, "step/loss")] == list(range(1, 601))
+    kl = client.get_metric_history(run_id, "step/kl")
+    assert len(kl) == 599 and 7 not in {m.step for m in kl}  # non-finite values are dropped
+
+
 @pytest.mark.slow
 def test_register_serve_and_promote(tmp_path):
     run1, v1 = register_version(tmp_path, {"knn_acc": 0.80, "recon_mse": 0.02}, seed=1)

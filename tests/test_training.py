@@ -26,7 +26,7 @@ def fresh(model_type="vae"):
     return build_model(model_type, {"latent_dim": 4, "width": 4}, INFO)
 
 
-CFG = TrainConfig(epochs=4, batch_size=32, lr=1e-3, patience=10, log_every=3)
+CFG = TrainConfig(epochs=4, batch_size=32, lr=1e-3, patience=10, log_every=3, checkpoint_seconds=0)
 
 
 def run(tmp_path, model, cfg=CFG, log_fn=None, name="r.pt"):
@@ -43,19 +43,16 @@ def test_same_seed_same_weights(tmp_path):
     assert [h["epoch"] for h in ra.history] == [1, 2, 3, 4]
 
 
+def crash_in_epoch_three(metrics, step):
+    if step > 2 * (256 // 32) + 2:  # mid-way through epoch 3
+        raise KeyboardInterrupt("killed")
+
+
 def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     reference = fresh()
     expected = run(tmp_path, reference, name="ref.pt")
 
     crashing = fresh()
-    calls = {"n": 0}
-
-    def crash_in_epoch_three(metrics, step):
-        if "val_loss" in metrics:
-            calls["n"] += 1
-        if step > 2 * (256 // 32) + 2:  # mid-way through epoch 3
-            raise KeyboardInterrupt("killed")
-
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, crashing, log_fn=crash_in_epoch_three, name="crash.pt")
     assert (tmp_path / "crash.pt").exists()
@@ -66,6 +63,18 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     assert result.best_val_loss == expected.best_val_loss
     assert [h["val_loss"] for h in result.history] == [h["val_loss"] for h in expected.history]
     assert all(torch.equal(p, q) for p, q in zip(reference.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_checkpoints_wait_for_checkpoint_seconds(tmp_path):
+    """Within the interval no epoch is checkpointed, so a crash restarts from scratch, to the
+    same result (with 0, every epoch is: the test above)."""
+    expected = run(tmp_path, fresh(), name="ref.pt")
+    patient = CFG.model_copy(update={"checkpoint_seconds": 3600.0})
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, fresh(), cfg=patient, log_fn=crash_in_epoch_three, name="crash.pt")
+    assert not (tmp_path / "crash.pt").exists()
+    result = run(tmp_path, fresh(), cfg=patient, name="crash.pt")
+    assert result.resumed_from_epoch == 0 and result.best_val_loss == expected.best_val_loss
 
 
 def test_resume_ignored_for_other_fingerprint(tmp_path):

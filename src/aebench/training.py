@@ -2,10 +2,12 @@
 
 It owns what every model needs and none should rewrite: seeding, device choice, batching,
 per-step logging, validation and early stopping on the validation loss, a NaN/inf guard, and
-a resume checkpoint written atomically after every epoch. A training killed mid-epoch and
-started again resumes from the last finished epoch with the random state it had then, so it
-ends with the same weights as an uninterrupted run. The loop knows nothing of MLflow: it
-reports metrics through the `log` callback it is given.
+a resume checkpoint written atomically at the end of an epoch once `checkpoint_seconds` have
+passed since the last one (saving after every 30-step epoch of a small model cost 15% of its
+training time). A training killed mid-epoch and started again resumes from the last
+checkpointed epoch with the random state it had then, so it ends with the same weights as an
+uninterrupted run. The loop knows nothing of MLflow: it reports metrics through the `log`
+callback it is given. Conv weights are held channels-last (`memory_format`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     return torch.device(name)
+
+
+def memory_format(cfg: TrainConfig) -> torch.memory_format:
+    """The layout for conv weights (activations follow them). NHWC is oneDNN's native conv
+    layout: 1.12x (MNIST nets) to 1.47x (ACAI's 32x32 nets) the training throughput on 2 CPU
+    cores, the same arithmetic up to rounding."""
+    return torch.channels_last if cfg.channels_last else torch.preserve_format
 
 
 def seed_everything(seed: int) -> None:
@@ -121,7 +130,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = train_data["x"].device
-    model.to(device).train()
+    model.to(device, memory_format=memory_format(cfg)).train()
     parallel = distributed.active()
     if parallel:
         distributed.broadcast_module(model)
@@ -154,7 +163,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
     stopped_early = False
-    wall_start = time.perf_counter()
+    wall_start = last_checkpoint = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.epochs), desc="epochs", initial=start_epoch, total=cfg.epochs,
                disable=None if main else True, leave=False)
     for epoch in bar:
@@ -174,7 +183,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
             if not math.isfinite(values["loss"]):
                 raise TrainingDiverged(
                     f"loss became {values['loss']} at epoch {epoch + 1}, step {step}; nothing was registered and the "
-                    f"last good state is kept in {resume_path}; lower `train.lr` (now {cfg.lr}) or check the data")
+                    f"last checkpointed state, if any, is kept in {resume_path}; lower `train.lr` (now {cfg.lr}) "
+                    f"or check the data")
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
                 window[k] = window.get(k, 0.0) + v
@@ -204,6 +214,9 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
             continue
         log.info("epoch %d/%d: train loss %.5g, val loss %.5g (%.1fs)", epoch + 1, cfg.epochs,
                  record["train_loss"], val, epoch_seconds)
+        if time.perf_counter() - last_checkpoint < cfg.checkpoint_seconds:
+            continue
+        last_checkpoint = time.perf_counter()
         _save_resume(resume_path, {
             "fingerprint": fingerprint, "meta": resume_meta or {}, "epoch": epoch + 1, "step": step,
             "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
