@@ -203,7 +203,7 @@ def evaluate(dataset: str, model_name: str, root: Path | None = None) -> dict:
     from aebench.data.parquet import read_split
     from aebench.evaluate import evaluate as run_evaluation
     from aebench.models import load_checkpoint
-    from aebench.training import resolve_device
+    from aebench.training import memory_format, resolve_device
 
     root = root or paths.repo_root()
     params = params_at(root)
@@ -215,6 +215,7 @@ def evaluate(dataset: str, model_name: str, root: Path | None = None) -> dict:
         raise UserError(f"{run_json} is missing: run `dvc repro train@{dataset}-{model_name}` first")
     run_info = json.loads(run_json.read_text())
     model, payload = load_checkpoint(mdir / "checkpoint.pt", resolve_device(train_cfg.device))
+    model.to(memory_format=memory_format(train_cfg))
     if payload.get("model_name") != model_name:
         raise UserError(f"{mdir / 'checkpoint.pt'} holds model `{payload.get('model_name')}`, not `{model_name}`: "
                         f"rerun `dvc repro train@{dataset}-{model_name}`")

@@ -29,7 +29,7 @@ from torch import nn
 
 from aebench.models import register
 from aebench.models.acai_family import PaperPixelAE, mse, simultaneous_step
-from aebench.models.base import DataInfo, ModelConfig
+from aebench.models.base import DataInfo, ModelConfig, adam
 
 
 class AAEConfig(ModelConfig):
@@ -83,8 +83,8 @@ class AAE(PaperPixelAE):
         return self._report(self.objectives(batch))
 
     def optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.autoencoder_parameters(), lr=lr),
-                torch.optim.Adam(self.discriminator.parameters(), lr=self.config.adversary_lr or lr)]
+        return [adam(self.autoencoder_parameters(), lr),
+                adam(self.discriminator.parameters(), self.config.adversary_lr or lr)]
 
     def train_step(self, batch, optimizers, step):
         ae_opt, disc_opt = optimizers

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from aebench.models import register
 from aebench.models.acai_family import PaperPixelAE, mse, simultaneous_step
-from aebench.models.base import DataInfo, ModelConfig
+from aebench.models.base import DataInfo, ModelConfig, adam
 from aebench.nets import build_encoder
 
 
@@ -84,8 +84,8 @@ class ACAI(PaperPixelAE):
         return list(self.critic_net.parameters())
 
     def optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.autoencoder_parameters(), lr=lr),
-                torch.optim.Adam(self.critic_parameters(), lr=lr)]
+        return [adam(self.autoencoder_parameters(), lr),
+                adam(self.critic_parameters(), lr)]
 
     def train_step(self, batch, optimizers, step):
         ae_opt, critic_opt = optimizers

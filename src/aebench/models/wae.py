@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from aebench.models import register
-from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig
+from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig, adam
 from aebench.nets import build_decoder, build_encoder
 
 IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -65,7 +65,7 @@ class WAE(AutoEncoderBase):
         return torch.sigmoid(out) if self.info.kind == "image" else out
 
     def optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.parameters(), lr=lr, betas=(self.config.adam_beta1, 0.999))]
+        return [adam(self.parameters(), lr, betas=(self.config.adam_beta1, 0.999))]
 
     def prior_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.config.pz_scale * torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
