@@ -73,3 +73,25 @@ def test_suite_applies_only_with_factors():
     assert set(out) == {"dci_disentanglement", "dci_completeness", "dci_informativeness", "mig"}
     assert out["dci_disentanglement"] > 0.97 and out["mig"] > 0.9
     assert disentanglement_suite(SimpleNamespace(test=SimpleNamespace(factors={}), z_test=f, seed=0)) == {}
+
+
+def test_forest_cut_at_a_depth_is_the_forest_grown_to_it():
+    """DCI grows its forests once, at the deepest candidate depth, and reads shallower depths by
+    cutting the trees: predictions and importances must be sklearn's for a forest grown to that
+    depth (well-populated nodes: no ties between equally good splits)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    from aebench.metrics.disentanglement import _forest_importances, _forest_predict, _oob_mse
+
+    rng = np.random.default_rng(0)
+    z, z_new = rng.uniform(size=(4000, 5)), rng.uniform(size=(500, 5))
+    y = np.sin(3 * z[:, 0]) * z[:, 1] + 0.2 * z[:, 2] + 0.05 * rng.normal(size=4000)
+    deep = RandomForestRegressor(n_estimators=10, max_depth=12, random_state=0).fit(z, y)
+    for depth in (1, 2, 4, 12):
+        grown = RandomForestRegressor(n_estimators=10, max_depth=depth, random_state=0).fit(z, y)
+        np.testing.assert_allclose(_forest_predict(deep, depth, z_new), grown.predict(z_new), atol=1e-12)
+        np.testing.assert_allclose(_forest_importances(deep, depth), grown.feature_importances_, atol=1e-12)
+    shallow = RandomForestRegressor(n_estimators=10, max_depth=2, random_state=0, oob_score=True).fit(z, y)
+    seen = shallow.oob_prediction_ != 0  # sklearn predicts 0 for the ~1% no tree left out
+    oob = np.mean((shallow.oob_prediction_[seen] - y[seen]) ** 2)  # sklearn's own out-of-bag error
+    assert _oob_mse(deep, 2, z, y) == pytest.approx(oob, rel=1e-9)

@@ -9,8 +9,12 @@ DCI follows the toolkit the GWAE paper was measured with (vaetc's `dci/classifie
 - per factor a random-forest regressor (10 trees) is fit on the train codes; the tree depth
   is chosen from {2, 4, 8, 12} by the mean validation MSE over factors. vaetc validates each
   depth by 5-fold cross-validation; here the forests' out-of-bag error plays that role, which
-  is the same criterion at a fifth of the cost (the whole metric stays well under 10 s for a
-  few thousand codes on one core);
+  is the same criterion at a fifth of the cost;
+- the forests are grown once, to the deepest depth, and read at each shallower depth by
+  stopping every tree there: the trees consider every feature at every node, so a tree
+  grown to depth 4 is the depth-12 tree cut at depth 4 (up to ties between equally good
+  splits; tested against sklearn's own shallower forests). A third of the time of growing
+  a forest per depth (2.1 s instead of 6.0 s for 10,000 16-d codes and 3 factors);
 - the importance matrix R (d, K) holds the forests' impurity importances;
 - disentanglement D = sum_j rho_j (1 - H_K(P_j.)), P_j. = R_j. / sum_k R_jk,
   rho_j = sum_k R_jk / sum R (codes weighted by their total importance);
@@ -89,17 +93,12 @@ def importance_matrix(codes, factors, *, method: str = "rf", seed: int = 0, test
     if method == "rf":
         t = _scaled(factors)
         z_tr, z_te, t_tr, t_te = train_test_split(codes, t, test_size=test_size, random_state=seed)
-        best = None
-        for depth in depths:
-            forests = [RandomForestRegressor(n_estimators=n_estimators, max_depth=depth, random_state=seed,
-                                             n_jobs=1).fit(z_tr, t_tr[:, k])
-                       for k in range(t.shape[1])]
-            oob = np.mean([_oob_mse(f, z_tr, t_tr[:, k]) for k, f in enumerate(forests)])
-            if best is None or oob < best[0]:
-                best = (oob, forests)
-        forests = best[1]
-        r = np.stack([f.feature_importances_ for f in forests], axis=1)
-        mse = np.array([np.mean((f.predict(z_te) - t_te[:, k]) ** 2) for k, f in enumerate(forests)])
+        forests = [RandomForestRegressor(n_estimators=n_estimators, max_depth=max(depths), random_state=seed,
+                                         n_jobs=1).fit(z_tr, t_tr[:, k])
+                   for k in range(t.shape[1])]
+        depth = min(depths, key=lambda d: np.mean([_oob_mse(f, d, z_tr, t_tr[:, k]) for k, f in enumerate(forests)]))
+        r = np.stack([_forest_importances(f, depth) for f in forests], axis=1)
+        mse = np.array([np.mean((_forest_predict(f, depth, z_te) - t_te[:, k]) ** 2) for k, f in enumerate(forests)])
         return r, np.maximum(0.0, 1.0 - 6.0 * mse)
     if method == "gbt":
         y = np.stack([discretise(factors[:, k]) for k in range(factors.shape[1])], axis=1)
@@ -114,15 +113,64 @@ def importance_matrix(codes, factors, *, method: str = "rf", seed: int = 0, test
     raise ValueError(f"unknown DCI method {method!r}; use 'rf' or 'gbt'")
 
 
-def _oob_mse(forest: RandomForestRegressor, x: np.ndarray, target: np.ndarray) -> float:
-    """Out-of-bag MSE: each training point predicted by the trees that did not see it
-    (points seen by every tree are left out)."""
+def _node_depths(tree) -> np.ndarray:
+    depth = np.zeros(tree.node_count, dtype=np.int64)
+    level, frontier = 0, np.array([0])
+    while len(frontier):
+        depth[frontier] = level
+        children = np.concatenate([tree.children_left[frontier], tree.children_right[frontier]])
+        frontier, level = children[children >= 0], level + 1
+    return depth
+
+
+def _tree_predict(estimator, depth: int, x: np.ndarray) -> np.ndarray:
+    """A fitted regression tree's predictions had it been grown only to `depth`: each point
+    walks down at most `depth` splits (sklearn's rule: float32 feature <= threshold goes left)
+    and takes the mean target of the node it stops at."""
+    tree = estimator.tree_
+    x = np.asarray(x, dtype=np.float32)
+    rows = np.arange(len(x))
+    node = np.zeros(len(x), dtype=np.int64)
+    for _ in range(depth):
+        left, right = tree.children_left[node], tree.children_right[node]
+        go_left = x[rows, np.maximum(tree.feature[node], 0)] <= tree.threshold[node]
+        node = np.where(left < 0, node, np.where(go_left, left, right))
+    return tree.value[node, 0, 0]
+
+
+def _forest_predict(forest: RandomForestRegressor, depth: int, x: np.ndarray) -> np.ndarray:
+    return np.mean([_tree_predict(tree, depth, x) for tree in forest.estimators_], axis=0)
+
+
+def _forest_importances(forest: RandomForestRegressor, depth: int) -> np.ndarray:
+    """sklearn's `feature_importances_` of the forest cut at `depth`: each tree's impurity
+    decreases over its splits above that depth, normalised per tree, averaged, normalised."""
+    per_tree = []
+    for estimator in forest.estimators_:
+        tree = estimator.tree_
+        split = (tree.children_left >= 0) & (_node_depths(tree) < depth)
+        if not split.any():
+            continue
+        w, imp = tree.weighted_n_node_samples, tree.impurity
+        left, right = tree.children_left[split], tree.children_right[split]
+        decrease = w[split] * imp[split] - w[left] * imp[left] - w[right] * imp[right]
+        importance = np.bincount(tree.feature[split], weights=decrease, minlength=forest.n_features_in_)
+        per_tree.append(importance / importance.sum() if importance.sum() > 0 else importance)
+    if not per_tree:
+        return np.zeros(forest.n_features_in_)
+    mean = np.mean(per_tree, axis=0)
+    return mean / mean.sum() if mean.sum() > 0 else mean
+
+
+def _oob_mse(forest: RandomForestRegressor, depth: int, x: np.ndarray, target: np.ndarray) -> float:
+    """Out-of-bag MSE of the forest cut at `depth`: each training point predicted by the trees
+    that did not see it (points seen by every tree are left out)."""
     total = np.zeros(len(x))
     count = np.zeros(len(x))
     for tree, drawn in zip(forest.estimators_, forest.estimators_samples_):
         unseen = np.ones(len(x), dtype=bool)
         unseen[drawn] = False
-        total[unseen] += tree.predict(x[unseen])
+        total[unseen] += _tree_predict(tree, depth, x[unseen])
         count[unseen] += 1
     seen = count > 0
     if not seen.any():
