@@ -64,12 +64,12 @@ def time_model(model_name: str, root: Path, train, test, ood_x) -> dict[str, flo
     from aebench.evaluate import SUITES, EvalContext, _dataset_suites, encode_all
     from aebench.models import build_model
     from aebench.models.base import DataInfo
-    from aebench.training import split_tensors
+    from aebench.training import memory_format, split_tensors
 
-    model_type, config, _ = resolve_model(load_params(REPO / "params.yaml"), model_name)
+    model_type, config, train_cfg = resolve_model(load_params(REPO / "params.yaml"), model_name)
     torch.manual_seed(0)
     model = build_model(model_type, config, DataInfo(tuple(test.shape), test.kind, test.n_classes, len(train)))
-    model.eval()
+    model.to(memory_format=memory_format(train_cfg)).eval()  # as the evaluate stage loads it
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     test_x = split_tensors(test)["x"]
