@@ -54,6 +54,17 @@ def timed_repro(cwd: Path, env: dict) -> tuple[float, dict[str, float], int]:
     return end - t0, stages, code
 
 
+def canary_seconds(repeats: int = 3) -> float:
+    """Median time of a fixed single-core pure-Python loop: taken before and after the run, it
+    tells whether the machine (a shared VM) was slower than usual while the pipeline ran."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sum(i * i for i in range(5_000_000))
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times), 3)
+
+
 def import_seconds(python: str, repeats: int = 3) -> dict[str, float]:
     """Median wall time of a fresh interpreter running each import (the bare start-up first)."""
     out = {}
@@ -82,6 +93,7 @@ def main() -> None:
     subprocess.run(["git", "clone", "-q", str(REPO), str(work)], check=True)
     env["PYTHONPATH"] = str(work / "src")  # the clone's aebench, not the venv's editable install of this checkout
     print(f"fresh clone of {REPO} at {work}", flush=True)
+    canary = {"before": canary_seconds()}
     total, stages, code = timed_repro(work, env)
     if code != 0:
         raise SystemExit(f"dvc repro failed (exit {code}) in {work}")
@@ -89,6 +101,8 @@ def main() -> None:
     subprocess.run(["dvc", "repro"], cwd=work, env=env, check=True, capture_output=True)
     noop = time.perf_counter() - t0
     imports = import_seconds(str(venv_bin / "python"))
+    canary["after"] = canary_seconds()
+    print(f"machine canary (pure-Python loop, s): before {canary['before']}, after {canary['after']}")
     by_kind: dict[str, list[float]] = {}
     for name, seconds in stages.items():
         by_kind.setdefault(name.split("@")[0], []).append(seconds)
@@ -100,7 +114,7 @@ def main() -> None:
     print("interpreter start-up + import (median of 3): " + ", ".join(f"{k} {v:.2f}s" for k, v in imports.items()))
     update_results({"repro_seconds": round(total, 1), "noop_repro_seconds": round(noop, 2),
                     "repro_stage_count": len(stages), "stage_seconds": {k: round(v, 1) for k, v in stages.items()},
-                    "import_seconds": imports})
+                    "import_seconds": imports, "canary_seconds": canary})
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 
