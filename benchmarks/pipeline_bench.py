@@ -2,9 +2,12 @@
 `dvc repro` right after it, the time of every stage, and the Python start-up cost a stage
 pays (a benchmark, not a test):
 
-    .venv/bin/python benchmarks/pipeline_bench.py [--keep /tmp/aebench-repro]
+    .venv/bin/python benchmarks/pipeline_bench.py [--keep /tmp/aebench-repro] [--reference COMMIT]
 
-The clone is of the committed HEAD (uncommitted edits are not measured) and runs with this
+The clone is of the committed HEAD (uncommitted edits are not measured), or with
+`--reference` of an older commit, measured on the same machine in the same hour so that the
+comparison does not depend on a shared VM's speed that day (file-heavy work, imports and
+DVC's bookkeeping, varied by 1.5x between sessions here) and runs with this
 checkout's virtualenv on the PATH, as `make repro` does after set-up; set-up (the venv
 install, about 2 minutes) is not counted. A stage's time is from the line where DVC starts it
 to the line where DVC starts the next one (or exits), so it includes DVC's own bookkeeping and
@@ -81,6 +84,8 @@ def import_seconds(python: str, repeats: int = 3) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="clone here and keep it (default: a temporary folder)")
+    parser.add_argument("--reference", metavar="COMMIT", help="measure this older commit instead, as the "
+                        "reference the next run of HEAD is compared with (results.json `repro_reference`)")
     args = parser.parse_args()
     venv_bin = REPO / ".venv" / "bin"
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}", "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -91,6 +96,8 @@ def main() -> None:
     if work.exists():
         shutil.rmtree(work)
     subprocess.run(["git", "clone", "-q", str(REPO), str(work)], check=True)
+    if args.reference:
+        subprocess.run(["git", "checkout", "-q", args.reference], cwd=work, check=True)
     env["PYTHONPATH"] = str(work / "src")  # the clone's aebench, not the venv's editable install of this checkout
     print(f"fresh clone of {REPO} at {work}", flush=True)
     canary = {"before": canary_seconds()}
@@ -112,9 +119,17 @@ def main() -> None:
         print(f"{kind:12s} {len(values):5d} {sum(values):8.1f} {statistics.median(values):9.1f}")
     print("slowest stages: " + ", ".join(f"{k} {v:.0f}s" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])[:8]))
     print("interpreter start-up + import (median of 3): " + ", ".join(f"{k} {v:.2f}s" for k, v in imports.items()))
-    update_results({"repro_seconds": round(total, 1), "noop_repro_seconds": round(noop, 2),
-                    "repro_stage_count": len(stages), "stage_seconds": {k: round(v, 1) for k, v in stages.items()},
-                    "import_seconds": imports, "canary_seconds": canary})
+    if args.reference:
+        update_results({"repro_reference": {
+            "label": f"commit {args.reference}, measured {time.strftime('%Y-%m-%d %H:%M')} on this machine",
+            "repro_seconds": round(total, 1), "noop_repro_seconds": round(noop, 2),
+            "stage_kind_seconds": {k: round(sum(v), 1) for k, v in by_kind.items()},
+            "import_seconds": imports, "canary_seconds": canary}})
+    else:
+        update_results({"repro_seconds": round(total, 1), "noop_repro_seconds": round(noop, 2),
+                        "repro_stage_count": len(stages),
+                        "stage_seconds": {k: round(v, 1) for k, v in stages.items()},
+                        "import_seconds": imports, "canary_seconds": canary})
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 
