@@ -48,7 +48,15 @@ def main() -> None:
         ref = r.get("repro_reference", {})
         before = ref.get("stage_kind_seconds", {})
         if ref:
-            out += [f"Reference: {ref['label']}: {ref['repro_seconds']:.0f} s, no-op {ref['noop_repro_seconds']:.1f} s.", ""]
+            out += [f"Reference: {ref['label']}: {ref['repro_seconds']:.0f} s, no-op {ref['noop_repro_seconds']:.1f} s."]
+            if "import_seconds" in ref:
+                out += ["- its imports: " + ", ".join(f"{k} {v:.2f} s" for k, v in ref["import_seconds"].items())]
+            out += [""]
+        for label, run in (("this run", r), ("the reference", ref)):
+            if "canary_seconds" in run:
+                c = run["canary_seconds"]
+                out += [f"Machine canary ({label}, fixed pure-Python loop): {c['before']} s before, {c['after']} s after."]
+        out += [""]
         out += table(["stage kind", "stages", "total s", "mean s", "reference total s", "reference / now"],
                      [[k, len(v), sum(v), sum(v) / len(v), before.get(k), before[k] / sum(v) if k in before else None]
                       for k, v in kinds.items()])
