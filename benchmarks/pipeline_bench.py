@@ -4,12 +4,12 @@ pays (a benchmark, not a test):
 
     .venv/bin/python benchmarks/pipeline_bench.py [--keep /tmp/aebench-repro] [--reference COMMIT]
 
-The clone is of the committed HEAD (uncommitted edits are not measured), or with
-`--reference` of an older commit, measured on the same machine in the same hour so that the
-comparison does not depend on a shared VM's speed that day (file-heavy work, imports and
-DVC's bookkeeping, varied by 1.5x between sessions here) and runs with this
+The clone is of the committed HEAD (uncommitted edits are not measured) and runs with this
 checkout's virtualenv on the PATH, as `make repro` does after set-up; set-up (the venv
-install, about 2 minutes) is not counted. A stage's time is from the line where DVC starts it
+install, about 2 minutes) is not counted. `--reference COMMIT` measures an older commit the
+same way, as the reference for the next run of HEAD: measure both in the same hour, because
+a shared VM's speed at file-heavy work (imports, DVC's bookkeeping) varied by 1.5x between
+sessions here. A stage's time is from the line where DVC starts it
 to the line where DVC starts the next one (or exits), so it includes DVC's own bookkeeping and
 the stage's interpreter start-up, which is what a user waits for.
 """
