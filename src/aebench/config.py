@@ -92,8 +92,8 @@ class TrainConfig(Strict):
     channels_last: bool = Field(True, description="conv weights in NHWC layout, oneDNN's own: same model, "
                                                   "1.1-1.5x the conv nets' CPU throughput")
     checkpoint_seconds: float = Field(
-        10.0, ge=0, description="write the resume checkpoint after the first epoch that ends this many seconds "
-                                "after the last one (0: after every epoch); a crash loses at most this much")
+        10.0, ge=0, description="write the resume checkpoint after the first epoch ending this many seconds after "
+                                "the last one (0: every epoch); a crash loses at most this much plus an epoch")
 
 
 class EvalConfig(Strict):
