@@ -79,6 +79,18 @@ def _labelled(z, y, zname: str, yname: str) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------- k-NN
 
 
+def _train_test(z_train, y_train, z_test, y_test):
+    """The labelled rows of both sides, checked to have equal dimensions; None when either
+    side has no labelled rows."""
+    ztr, ytr = _labelled(z_train, y_train, "z_train", "y_train")
+    zte, yte = _labelled(z_test, y_test, "z_test", "y_test")
+    if ztr.shape[1] != zte.shape[1]:
+        raise ValueError(f"z_train has {ztr.shape[1]} dimensions but z_test has {zte.shape[1]}")
+    if ztr.shape[0] == 0 or zte.shape[0] == 0:
+        return None
+    return ztr, ytr, zte, yte
+
+
 def knn_acc(z_train, y_train, z_test, y_test, k: int = 5) -> float:
     """k-nearest-neighbour classification accuracy of test codes against train codes.
 
@@ -104,12 +116,10 @@ def knn_acc(z_train, y_train, z_test, y_test, k: int = 5) -> float:
 
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    ztr, ytr = _labelled(z_train, y_train, "z_train", "y_train")
-    zte, yte = _labelled(z_test, y_test, "z_test", "y_test")
-    if ztr.shape[1] != zte.shape[1]:
-        raise ValueError(f"z_train has {ztr.shape[1]} dimensions but z_test has {zte.shape[1]}")
-    if ztr.shape[0] == 0 or zte.shape[0] == 0:
+    pairs = _train_test(z_train, y_train, z_test, y_test)
+    if pairs is None:
         return float("nan")
+    ztr, ytr, zte, yte = pairs
 
     classes, ytr_idx = np.unique(ytr, return_inverse=True)
     k = min(int(k), ztr.shape[0])
@@ -160,12 +170,10 @@ def linear_acc(z_train, y_train, z_test, y_test, seed: int = 0) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    ztr, ytr = _labelled(z_train, y_train, "z_train", "y_train")
-    zte, yte = _labelled(z_test, y_test, "z_test", "y_test")
-    if ztr.shape[1] != zte.shape[1]:
-        raise ValueError(f"z_train has {ztr.shape[1]} dimensions but z_test has {zte.shape[1]}")
-    if ztr.shape[0] == 0 or zte.shape[0] == 0:
+    pairs = _train_test(z_train, y_train, z_test, y_test)
+    if pairs is None:
         return float("nan")
+    ztr, ytr, zte, yte = pairs
     classes = np.unique(ytr)
     if classes.size == 1:
         return float(np.mean(yte == classes[0]))
