@@ -1,7 +1,7 @@
 """Time of the evaluator's metric suites on 10,000 MNIST test codes per model (a benchmark,
 not a test):
 
-    .venv/bin/python benchmarks/eval_speed.py [--models vae acn ...] [--threads 1]
+    .venv/bin/python benchmarks/eval_speed.py [--models vae acn ...] [--threads N]
 
 Data go through the real pipeline functions (download from ../shared/data, preprocess) into a
 throw-away root; MNIST's test split is subsampled to 10,000 images, the kNN / probe reference
@@ -91,7 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", help="default: every model in params.yaml except DVAE and ML-VAE "
                         "(they need their dataset's diffusion map / groups)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="default: every core, as the evaluate stage runs (train.num_threads: null)")
     args = parser.parse_args()
     pin_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)

@@ -93,7 +93,7 @@ class VAE(AutoEncoderBase):
             # the likelihood suite's per-datum negative ELBO (same seed), so the decoder runs once
             elbo = ctx.extra.get("neg_elbo_test")
             if elbo is None:
-                elbo = torch.cat([self.neg_elbo(x) for x in ctx.test_x.split(512)]).double().numpy()
+                elbo = torch.cat([self.neg_elbo(x) for x in ctx.test_x.split(512)]).double().cpu().numpy()
             kl = torch.cat([self.kl_per_datum(x) for x in ctx.test_x.split(512)])
             if ctx.has_labels:
                 train_x = split_tensors(ctx.train, self.device)["x"]
