@@ -34,6 +34,15 @@ def resolve_arch(shape: tuple[int, ...], arch: Arch = "auto") -> str:
     return "conv" if len(shape) == 3 and min(shape[1:]) >= 16 else "mlp"
 
 
+def leaky_relu(slope: float) -> nn.LeakyReLU:
+    """LeakyReLU that overwrites its input, which in these nets is always a fresh conv or
+    linear output that nothing else keeps (their backward passes save their inputs, not their
+    outputs; autograd would refuse otherwise). Same values and gradients; it spares a
+    full-size activation per layer, which made decoding 10,000 MNIST codes about 1.3x faster
+    (training: about 1%)."""
+    return nn.LeakyReLU(slope, inplace=True)
+
+
 def _conv_plan(shape: tuple[int, ...], width: int) -> tuple[list[int], tuple[int, int]]:
     """Channels per stride-2 stage and the final spatial size."""
     _, h, w = shape
@@ -51,7 +60,7 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = []
         c_in = shape[0]
         for c in channels:
-            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), leaky_relu(0.2)]
             c_in = c
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(c_in * h * w, out_dim)
@@ -66,10 +75,10 @@ class ConvDecoder(nn.Module):
         channels, (h, w) = _conv_plan(shape, width)
         channels = channels[::-1]
         self.start = (channels[0], h, w)
-        self.project = nn.Sequential(nn.Linear(latent_dim, channels[0] * h * w), nn.LeakyReLU(0.2))
+        self.project = nn.Sequential(nn.Linear(latent_dim, channels[0] * h * w), leaky_relu(0.2))
         layers: list[nn.Module] = []
         for c_in, c_out in zip(channels, channels[1:] + [channels[-1]]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), leaky_relu(0.2)]
         layers.append(nn.Conv2d(channels[-1], shape[0], 3, padding=1))
         self.body = nn.Sequential(*layers)
 
@@ -81,7 +90,7 @@ class ConvDecoder(nn.Module):
 # The ACAI paper's conv nets
 # --------------------------------------------------------------------------------------------
 
-ACAI_SLOPE = 0.2  # tf.nn.leaky_relu's default slope, used throughout the official code
+ACAI_SLOPE = 0.2  # tf.nn.leaky_relu's default slope, used throughout the official code (PyTorch's: 0.01)
 
 
 def acai_init_(module: nn.Module, slope: float = ACAI_SLOPE) -> nn.Module:
@@ -117,8 +126,8 @@ def acai_plan(shape: tuple[int, ...], latent_dim: int) -> tuple[int, tuple[int, 
     return scales, (h, w), -(-latent_dim // area), latent_dim % area != 0
 
 
-def _lrelu() -> nn.Module:
-    return nn.LeakyReLU(ACAI_SLOPE)  # PyTorch's default slope is 0.01, not the paper's 0.2
+def _conv3_lrelu(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), leaky_relu(ACAI_SLOPE)]
 
 
 class ACAIEncoder(nn.Module):
@@ -133,11 +142,10 @@ class ACAIEncoder(nn.Module):
         c_in = width
         for scale in range(scales):
             c = width << scale
-            layers += [nn.Conv2d(c_in, c, 3, padding=1), _lrelu(), nn.Conv2d(c, c, 3, padding=1), _lrelu(),
-                       nn.AvgPool2d(2)]
+            layers += [*_conv3_lrelu(c_in, c), *_conv3_lrelu(c, c), nn.AvgPool2d(2)]
             c_in = c
-        layers += [nn.Conv2d(c_in, width << scales, 3, padding=1), _lrelu(),
-                   nn.Conv2d(width << scales, code_channels, 3, padding=1), nn.Flatten()]
+        top = width << scales
+        layers += [*_conv3_lrelu(c_in, top), nn.Conv2d(top, code_channels, 3, padding=1), nn.Flatten()]
         if needs_linear:
             layers.append(nn.Linear(code_channels * h * w, out_dim))
         self.net = acai_init_(nn.Sequential(*layers))
@@ -160,10 +168,9 @@ class ACAIDecoder(nn.Module):
         c_in = code_channels
         for scale in range(scales - 1, -1, -1):
             c = width << scale
-            layers += [nn.Conv2d(c_in, c, 3, padding=1), _lrelu(), nn.Conv2d(c, c, 3, padding=1), _lrelu(),
-                       nn.Upsample(scale_factor=2, mode="nearest")]
+            layers += [*_conv3_lrelu(c_in, c), *_conv3_lrelu(c, c), nn.Upsample(scale_factor=2, mode="nearest")]
             c_in = c
-        layers += [nn.Conv2d(c_in, width, 3, padding=1), _lrelu(), nn.Conv2d(width, shape[0], 3, padding=1)]
+        layers += [*_conv3_lrelu(c_in, width), nn.Conv2d(width, shape[0], 3, padding=1)]
         self.body = nn.Sequential(*layers)
         acai_init_(self)
 
