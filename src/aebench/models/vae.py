@@ -28,6 +28,11 @@ class VAEConfig(ModelConfig):
     pixelcnn: PixelCNNConfig = PixelCNNConfig()
 
 
+def _reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z ~ N(mu, exp(logvar)) as mu + sigma eps (differentiable in mu and logvar)."""
+    return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
+
 def gaussian_kl_to_standard(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag exp(logvar)) || N(0, I)) per datum, in nats."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
@@ -55,8 +60,7 @@ class VAE(AutoEncoderBase):
 
     def _terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.posterior(x)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        return self.decoder.nll(z, x), gaussian_kl_to_standard(mu, logvar)
+        return self.decoder.nll(_reparameterise(mu, logvar), x), gaussian_kl_to_standard(mu, logvar)
 
     def loss(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         nll, kl = self._terms(batch["x"])
@@ -75,8 +79,7 @@ class VAE(AutoEncoderBase):
         return self.decode(z, generator)
 
     def draw(self, x: torch.Tensor) -> torch.Tensor:
-        mu, logvar = self.posterior(x)
-        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        return _reparameterise(*self.posterior(x))
 
     @torch.no_grad()
     def extra_metrics(self, ctx) -> dict[str, float]:
@@ -94,11 +97,12 @@ class VAE(AutoEncoderBase):
             elbo = ctx.extra.get("neg_elbo_test")
             if elbo is None:
                 elbo = torch.cat([self.neg_elbo(x) for x in ctx.test_x.split(512)]).double().cpu().numpy()
-            kl = torch.cat([self.kl_per_datum(x) for x in ctx.test_x.split(512)])
+            test_posterior = [self.posterior(x) for x in ctx.test_x.split(512)]  # one encoder pass
+            kl = torch.cat([gaussian_kl_to_standard(mu, logvar) for mu, logvar in test_posterior])
             if ctx.has_labels:
                 train_x = split_tensors(ctx.train, self.device)["x"]
                 z_train = torch.cat([self.draw(x) for x in train_x.split(512)]).cpu().double().numpy()
-                z_test = torch.cat([self.draw(x) for x in ctx.test_x.split(512)]).cpu().double().numpy()
+                z_test = torch.cat([_reparameterise(*q) for q in test_posterior]).cpu().double().numpy()
                 out["knn_acc_sampled"] = knn_acc(z_train, ctx.train.label, z_test, ctx.test.label, k=ctx.k)
         coding, total = float(kl.mean()), float(np.mean(elbo))
         return {"coding_cost_nats": coding, "coding_cost_recon_nats": total - coding, "coding_cost_total_nats": total,
