@@ -201,29 +201,41 @@ def _torchvision_class(class_name: str):
     return getattr(torchvision.datasets, class_name)
 
 
-def _copy_local_mirror(name: str, folder: Path, resources: list[tuple[str, str]], raw: Path) -> None:
-    """Verify the official files in `folder` by MD5 and copy them into torchvision's raw folder."""
-    files = [fname for fname, _ in resources]
+def _verified_mirror(name: str, folder: Path, expected: dict[str, str], algorithm: str = "md5") -> dict[str, Path]:
+    """{file name: path} of the files in a local mirror folder, each checked against its
+    official digest (`expected`, by MD5 or sha256); the errors name the file and the fix."""
+    files = list(expected)
     if not folder.is_dir():
         raise UserError(f"data mirror folder {folder} for {name} does not exist: {_dataset_hint(name, files)}")
-    raw.mkdir(parents=True, exist_ok=True)
-    for fname, md5 in resources:
+    digest, label = (_md5_file, "MD5") if algorithm == "md5" else (sha256_file, "sha256")
+    paths = {}
+    for fname, want in expected.items():
         src = folder / fname
         if not src.is_file():
             raise UserError(f"{src} is missing from the {name} mirror: {_dataset_hint(name, files)}")
-        got = _md5_file(src)
-        if got != md5:
+        got = digest(src)
+        if got != want:
             raise UserError(
-                f"{src} is corrupt or truncated (MD5 {got}, expected {md5}, torchvision's value for {fname}): "
-                f"delete it and put the official {fname} there, or point `data.mirror` in params.yaml at a good copy"
+                f"{src} is corrupt or truncated ({label} {got}, expected the official {want}): delete it "
+                f"and put the official {fname} there, or point `data.mirror` in params.yaml at a good copy"
             )
-        dest = raw / fname
+        log.info("%s: %s verified (%s %s)", name, src, label, want)
+        paths[fname] = src
+    return paths
+
+
+def _copy_local_mirror(name: str, folder: Path, resources: list[tuple[str, str]], raw: Path) -> None:
+    """Verify the official files in `folder` by MD5 and copy them into torchvision's raw folder."""
+    sources = _verified_mirror(name, folder, dict(resources))
+    raw.mkdir(parents=True, exist_ok=True)
+    for fname, md5 in resources:
+        src, dest = sources[fname], raw / fname
         if dest.is_file() and _md5_file(dest) == md5:
-            log.info("%s: %s verified (MD5 %s), cached copy reused", name, src, md5)
+            log.info("%s: cached copy of %s reused", name, src)
             continue
         with atomic_path(dest) as tmp:
             shutil.copyfile(src, tmp)
-        log.info("%s: %s verified (MD5 %s) and copied to %s", name, src, md5, raw)
+        log.info("%s: %s copied to %s", name, src, raw)
 
 
 def _download_failure(
@@ -373,9 +385,9 @@ def _omniglot_files(cache_dir: Path, mirror: str | None) -> dict[str, Path]:
             "no public source of the Omniglot array files is known (torchvision's Omniglot zips are a "
             "different form): " + _dataset_hint("omniglot", files)
         )
-    paths: dict[str, Path] = {}
     if _is_url(mirror):
         base = mirror if mirror.endswith("/") else mirror + "/"
+        paths: dict[str, Path] = {}
         for fname, sha in OMNIGLOT_SHA256.items():
             dest = Path(cache_dir) / fname
             if dest.is_file() and sha256_file(dest) == sha:
@@ -385,22 +397,7 @@ def _omniglot_files(cache_dir: Path, mirror: str | None) -> dict[str, Path]:
                 log.info("omniglot: %s verified (sha256 %s)", dest, sha)
             paths[fname] = dest
         return paths
-    folder = _local_folder(mirror)
-    if not folder.is_dir():
-        raise UserError(f"data mirror folder {folder} for omniglot does not exist: " + _dataset_hint("omniglot", files))
-    for fname, sha in OMNIGLOT_SHA256.items():
-        src = folder / fname
-        if not src.is_file():
-            raise UserError(f"{src} is missing from the omniglot mirror: " + _dataset_hint("omniglot", files))
-        got = sha256_file(src)
-        if got != sha:
-            raise UserError(
-                f"{src} is corrupt or not the expected file (sha256 {got}, expected {sha}): delete it and put a "
-                "verified copy there, or point `data.mirror` in params.yaml at a good copy"
-            )
-        log.info("omniglot: %s verified (sha256 %s)", src, sha)
-        paths[fname] = src
-    return paths
+    return _verified_mirror("omniglot", _local_folder(mirror), OMNIGLOT_SHA256, algorithm="sha256")
 
 
 def _read_omniglot_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -573,18 +570,7 @@ def _dsprites_file(cache_dir: Path, mirror: str | None) -> Path:
             _download_verified(url, dest, DSPRITES_MD5, algorithm="md5", name="dsprites", files=files)
             log.info("dsprites: %s verified (MD5 %s)", dest, DSPRITES_MD5)
         return dest
-    folder = _local_folder(mirror)
-    if not folder.is_dir():
-        raise UserError(f"data mirror folder {folder} for dsprites does not exist: " + _dataset_hint("dsprites", files))
-    src = folder / DSPRITES_FILE
-    if not src.is_file():
-        raise UserError(f"{src} is missing from the dsprites mirror: " + _dataset_hint("dsprites", files))
-    got = _md5_file(src)
-    if got != DSPRITES_MD5:
-        raise UserError(f"{src} is corrupt or not the official file (MD5 {got}, expected {DSPRITES_MD5}): delete it "
-                        f"and put the file from {DSPRITES_URL} there, or point `data.mirror` in params.yaml at a good copy")
-    log.info("dsprites: %s verified (MD5 %s)", src, DSPRITES_MD5)
-    return src
+    return _verified_mirror("dsprites", _local_folder(mirror), {DSPRITES_FILE: DSPRITES_MD5})[DSPRITES_FILE]
 
 
 def _npy_header(fh, path: Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -739,18 +725,9 @@ def _celeba_files(folder: Path, mirror: str | None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if mirror is not None and not _is_url(mirror):
         source = _local_folder(mirror)
-        if not source.is_dir():
-            raise UserError(f"data mirror folder {source} for celeba does not exist: " + _dataset_hint("celeba", files))
+        sources = _verified_mirror("celeba", source, {fname: md5 for _, md5, fname in resources})
         for _, md5, fname in resources:
-            src = source / fname
-            if not src.is_file():
-                raise UserError(f"{src} is missing from the celeba mirror: " + _dataset_hint("celeba", files))
-            got = _md5_file(src)
-            if got != md5:
-                raise UserError(f"{src} is corrupt or truncated (MD5 {got}, expected {md5}, torchvision's value for "
-                                f"{fname}): delete it and put the official {fname} there, or point `data.mirror` in "
-                                "params.yaml at a good copy")
-            log.info("celeba: %s verified (MD5 %s)", src, md5)
+            src = sources[fname]
             if fname != CELEBA_ZIP:
                 dest = folder / fname
                 if not (dest.is_file() and _md5_file(dest) == md5):
