@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -48,3 +49,15 @@ def update_results(section: dict) -> dict:
     results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     return results
+
+
+def canary_seconds(repeats: int = 3) -> float:
+    """Median time of a fixed single-core pure-Python loop: taken before and after a benchmark,
+    it tells whether the machine (a shared VM, whose speed varied 1.8x within an hour here) was
+    slower than usual while the benchmark ran."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sum(i * i for i in range(5_000_000))
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times), 3)

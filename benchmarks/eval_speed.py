@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MNIST, REPO, pin_threads, update_results  # noqa: E402
+from common import MNIST, REPO, canary_seconds, pin_threads, update_results  # noqa: E402
 
 N_TEST = 10_000
 
@@ -101,6 +101,7 @@ def main() -> None:
     from aebench.training import split_tensors
 
     models = args.models or [m for m in load_params(REPO / "params.yaml").models if m not in ("dvae", "mlvae")]
+    canary = {"before": canary_seconds()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         prepare_root(root)
@@ -120,7 +121,9 @@ def main() -> None:
                 columns = list(times)
                 print(f"{'model':14s} " + " ".join(f"{c[:11]:>11s}" for c in columns), flush=True)
             print(f"{name:14s} " + " ".join(f"{times[c]:11.2f}" for c in columns), flush=True)
-    update_results({"eval_threads": args.threads,
+    canary["after"] = canary_seconds()
+    print(f"machine canary (pure-Python loop, s): before {canary['before']}, after {canary['after']}")
+    update_results({"eval_threads": args.threads, "eval_canary_seconds": canary,
                     "eval_seconds": {m: round(t["total"], 2) for m, t in results.items()},
                     "eval_suite_seconds": {m: {k: round(v, 2) for k, v in t.items()} for m, t in results.items()}})
 

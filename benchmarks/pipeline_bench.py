@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, update_results  # noqa: E402
+from common import REPO, canary_seconds, update_results  # noqa: E402
 
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 IMPORTS = ("pass", "import numpy", "import torch", "import mlflow", "import great_expectations",
@@ -55,17 +55,6 @@ def timed_repro(cwd: Path, env: dict) -> tuple[float, dict[str, float], int]:
     if current:
         stages[current] = end - started
     return end - t0, stages, code
-
-
-def canary_seconds(repeats: int = 3) -> float:
-    """Median time of a fixed single-core pure-Python loop: taken before and after the run, it
-    tells whether the machine (a shared VM) was slower than usual while the pipeline ran."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        sum(i * i for i in range(5_000_000))
-        times.append(time.perf_counter() - t0)
-    return round(statistics.median(times), 3)
 
 
 def import_seconds(python: str, repeats: int = 3) -> dict[str, float]:
