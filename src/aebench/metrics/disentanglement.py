@@ -116,6 +116,7 @@ def importance_matrix(codes, factors, *, method: str = "rf", seed: int = 0, test
 
 
 def _node_depths(tree) -> np.ndarray:
+    """Depth of every node of a fitted sklearn tree (the root is 0), level by level."""
     depth = np.zeros(tree.node_count, dtype=np.int64)
     level, frontier = 0, np.array([0])
     while len(frontier):
