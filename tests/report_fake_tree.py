@@ -36,13 +36,16 @@ def png(label: str, seed: int = 0, size: tuple[float, float] = (2.4, 1.6)) -> by
     return buf.getvalue()
 
 
-def write_parquet_meta(folder: Path, n_classes: int) -> None:
+def write_parquet_meta(folder: Path, n_classes: int, kind: str = "image", traits: tuple[str, ...] = (),
+                       factors: tuple[str, ...] = ()) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder.mkdir(parents=True, exist_ok=True)
-    table = pa.table({"index": [0, 1], "label": [0, 1]})
-    table = table.replace_schema_metadata({b"aebench.n_classes": json.dumps(n_classes).encode()})
+    table = pa.table({"index": [0, 1], "label": [0, 1], **{f"factor_{f}": [0.0, 1.0] for f in factors}})
+    table = table.replace_schema_metadata({b"aebench.n_classes": json.dumps(n_classes).encode(),
+                                           b"aebench.kind": json.dumps(kind).encode(),
+                                           b"aebench.traits": json.dumps(list(traits)).encode()})
     for split in ("train", "val", "test"):
         pq.write_table(table, folder / f"{split}.parquet")
 
@@ -50,9 +53,10 @@ def write_parquet_meta(folder: Path, n_classes: int) -> None:
 def build_tree(root: Path, metrics: dict[str, dict[str, dict]], *, kinds=("reconstructions", "samples", "codes_2d"),
                extra_kinds: dict[tuple[str, str], list[str]] | None = None, roc: tuple[tuple[str, str], ...] = (),
                models: list[str] | None = None, n_classes: dict[str, int] | None = None,
-               plan_runs: bool = True) -> Path:
+               plan_runs: bool = True, traits: dict[str, tuple[str, ...]] | None = None) -> Path:
     """metrics: {dataset: {model: metrics dict}}; every model listed gets figures of `kinds`,
-    a training curve and a run.json; `extra_kinds` adds figures to one (dataset, model).
+    a training curve and a run.json; `extra_kinds` adds figures to one (dataset, model);
+    `n_classes` and `traits` write a dataset's train.parquet schema metadata.
     params.yaml plans exactly these pairs in `runs` (or, with plan_runs=False, has no `runs`)."""
     datasets = list(metrics)
     models = models or list(dict.fromkeys(m for d in metrics.values() for m in d))
@@ -62,8 +66,10 @@ def build_tree(root: Path, metrics: dict[str, dict[str, dict]], *, kinds=("recon
                                       + (f"runs: {json.dumps(runs)}\n" if plan_runs else "")
                                       + "train:\n  epochs: 3\n")
     for di, dataset in enumerate(datasets):
-        if n_classes and dataset in n_classes:
-            write_parquet_meta(root / "data" / "processed" / dataset, n_classes[dataset])
+        n_classes, traits = n_classes or {}, traits or {}
+        if dataset in n_classes or dataset in traits:
+            write_parquet_meta(root / "data" / "processed" / dataset, n_classes.get(dataset, 1),
+                               traits=traits.get(dataset, ()))
         for mi, (model, values) in enumerate(metrics[dataset].items()):
             folder = root / "eval" / dataset / model
             (folder / "plots").mkdir(parents=True, exist_ok=True)

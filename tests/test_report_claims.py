@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import math
 
 import pytest
@@ -12,17 +13,26 @@ from report_fake_tree import write_parquet_meta
 
 from aebench.errors import UserError
 from aebench.metrics import DIRECTIONS
-from aebench.report.claims import (CLAIMS_FILE, HELD, NOT_HELD, NOT_RUN, Check, Claim, RunData, evaluate_claim,
-                                   load_claims, read_n_classes)
+from aebench.report.claims import (CLAIMS_FILE, HELD, NOT_HELD, NOT_RUN, TRAITS, Budget, Check, Claim, RunData,
+                                   claims_json, evaluate_claim, evaluate_claims, load_claims, read_traits)
 
 
-def run_data(metrics: dict[tuple[str, str], dict | None], datasets=("d",), models=None, n_classes=None) -> RunData:
+def run_data(metrics: dict[tuple[str, str], dict | None], datasets=("d",), models=None, n_classes=None,
+             traits=None, budgets=None) -> RunData:
     models = models if models is not None else sorted({m for _, m in metrics})
-    return RunData(datasets=list(datasets), models=list(models), metrics=metrics, n_classes=n_classes or {})
+    traits = traits if traits is not None else {d: set(TRAITS) for d in datasets}
+    return RunData(datasets=list(datasets), models=list(models), metrics=metrics, n_classes=n_classes or {},
+                   traits=traits, budgets=budgets or {})
 
 
-def claim(*checks: dict, dataset: str = "d") -> Claim:
-    return Claim(id="c", paper="P", statement="S", dataset=dataset, checks=[Check(**c) for c in checks])
+def claim(*checks: dict, needs=("labels",), **fields) -> Claim:
+    return Claim(id="c", paper="P", statement="S", needs=list(needs), checks=[Check(**c) for c in checks], **fields)
+
+
+def one_row(c: Claim, run: RunData):
+    rows = evaluate_claim(c, run)
+    assert len(rows) == 1, rows
+    return rows[0]
 
 
 # --------------------------------------------------------------------------- the packaged file
@@ -36,7 +46,9 @@ def test_packaged_claims_load_and_cover_the_five_papers():
     from pathlib import Path
 
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    assert {c.dataset for c in claims} <= set(params["datasets"])  # every claim is tested by `make repro`
+    ran = {(r["dataset"], r["model"]) for r in params["runs"].values()}
+    for c in claims:  # every claim's models run together somewhere in `make repro`
+        assert any(all((d, m) in ran for m in c.models) for d in params["datasets"]), c.id
 
 
 def test_packaged_comparisons_point_the_way_each_metric_improves():
@@ -66,49 +78,48 @@ def test_no_model_name_in_the_report_code():
 
 def test_comparison_held_and_not_held():
     c = claim({"metric": "interp_smoothness", "model": "acai", "op": "<", "other_model": "ae"})
-    held = evaluate_claim(c, run_data({("d", "acai"): {"interp_smoothness": 0.1}, ("d", "ae"): {"interp_smoothness": 0.44}}))
+    held = one_row(c, run_data({("d", "acai"): {"interp_smoothness": 0.1}, ("d", "ae"): {"interp_smoothness": 0.44}}))
     assert held.status == HELD
     assert held.checks[0].describe() == "interp_smoothness: acai 0.100 < ae 0.440"
-    failed = evaluate_claim(c, run_data({("d", "acai"): {"interp_smoothness": 0.5}, ("d", "ae"): {"interp_smoothness": 0.44}}))
+    failed = one_row(c, run_data({("d", "acai"): {"interp_smoothness": 0.5}, ("d", "ae"): {"interp_smoothness": 0.44}}))
     assert failed.status == NOT_HELD and failed.reasons == []
 
 
 def test_ties_hold_only_for_non_strict_ops():
     metrics = {("d", "a"): {"ood_auroc": 0.8}, ("d", "b"): {"ood_auroc": 0.8}}
-    assert evaluate_claim(claim({"metric": "ood_auroc", "model": "a", "op": ">=", "other_model": "b"}),
+    assert one_row(claim({"metric": "ood_auroc", "model": "a", "op": ">=", "other_model": "b"}),
                           run_data(metrics)).status == HELD
-    assert evaluate_claim(claim({"metric": "ood_auroc", "model": "a", "op": ">", "other_model": "b"}),
+    assert one_row(claim({"metric": "ood_auroc", "model": "a", "op": ">", "other_model": "b"}),
                           run_data(metrics)).status == NOT_HELD
 
 
 def test_other_metric_of_the_same_model_with_a_margin():
     c = claim({"metric": "content_acc", "model": "m", "op": ">", "other_metric": "style_acc"},
               {"metric": "style_acc", "model": "m", "op": "<", "other_metric": "chance_acc", "plus": 0.1})
-    result = evaluate_claim(c, run_data({("d", "m"): {"content_acc": 0.9, "style_acc": 0.15, "chance_acc": 0.11}}))
+    result = one_row(c, run_data({("d", "m"): {"content_acc": 0.9, "style_acc": 0.15, "chance_acc": 0.11}}))
     assert result.status == HELD
     assert result.checks[0].describe() == "m: content_acc 0.900 > style_acc 0.150"
     assert result.checks[1].describe() == "m: style_acc 0.150 < chance_acc 0.110 + 0.1 (0.210)"
     assert math.isclose(result.checks[1].threshold, 0.21)
     # style 0.25 is not within 0.1 of chance 0.11
-    result = evaluate_claim(c, run_data({("d", "m"): {"content_acc": 0.9, "style_acc": 0.25, "chance_acc": 0.11}}))
+    result = one_row(c, run_data({("d", "m"): {"content_acc": 0.9, "style_acc": 0.25, "chance_acc": 0.11}}))
     assert [r.status for r in result.checks] == [HELD, NOT_HELD] and result.status == NOT_HELD
 
 
 def test_fixed_value_and_chance_from_n_classes():
     metrics = {("d", "m"): {"style_acc": 0.18}}
     fixed = claim({"metric": "style_acc", "model": "m", "op": "<", "value": 0.2})
-    assert evaluate_claim(fixed, run_data(metrics)).status == HELD
+    assert one_row(fixed, run_data(metrics)).status == HELD
     chance = claim({"metric": "style_acc", "model": "m", "op": "<", "value_from": "1/n_classes", "plus": 0.05})
-    result = evaluate_claim(chance, run_data(metrics, n_classes={"d": 10}))
+    result = one_row(chance, run_data(metrics, n_classes={"d": 10}))
     assert result.status == NOT_HELD  # 0.18 is not below 0.1 + 0.05
     assert result.checks[0].describe() == "style_acc: m 0.180 < 1/n_classes = 1/10 + 0.05 (0.150)"
-    assert evaluate_claim(chance, run_data(metrics, n_classes={"d": 4})).status == HELD  # 0.18 < 0.30
-    unknown = evaluate_claim(chance, run_data(metrics))
+    assert one_row(chance, run_data(metrics, n_classes={"d": 4})).status == HELD  # 0.18 < 0.30
+    unknown = one_row(chance, run_data(metrics))
     assert unknown.status == NOT_RUN and "number of classes" in unknown.reasons[0]
 
 
 @pytest.mark.parametrize("metrics, datasets, models, reason", [
-    ({("d", "a"): {"x": 1.0}, ("d", "b"): {"x": 2.0}}, ("other",), ("a", "b"), "dataset `d` is not in this run's `datasets`"),
     ({("d", "a"): {"x": 1.0}}, ("d",), ("a",), "b: not in this run's `models`"),
     ({("d", "a"): {"x": 1.0}}, ("d",), ("a", "b"), "b: not planned on `d` (no `d-b` in `runs`)"),
     ({("d", "a"): {"x": 1.0}, ("d", "b"): None}, ("d",), ("a", "b"), "b: not evaluated on `d`"),
@@ -118,7 +129,7 @@ def test_fixed_value_and_chance_from_n_classes():
     ({("d", "a"): {}, ("d", "b"): {}}, ("d",), ("a", "b"), "a, b: no `x`"),
 ])
 def test_not_run_says_why(metrics, datasets, models, reason):
-    result = evaluate_claim(claim({"metric": "x", "model": "a", "op": "<", "other_model": "b"}),
+    result = one_row(claim({"metric": "x", "model": "a", "op": "<", "other_model": "b"}),
                             run_data(metrics, datasets, models))
     assert result.status == NOT_RUN
     assert result.reasons == [reason]
@@ -127,7 +138,7 @@ def test_not_run_says_why(metrics, datasets, models, reason):
 def test_a_failed_check_outranks_a_missing_one():
     c = claim({"metric": "x", "model": "a", "op": "<", "other_model": "b"},
               {"metric": "y", "model": "a", "op": "<", "other_model": "b"})
-    result = evaluate_claim(c, run_data({("d", "a"): {"x": 3.0}, ("d", "b"): {"x": 2.0}}))
+    result = one_row(c, run_data({("d", "a"): {"x": 3.0}, ("d", "b"): {"x": 2.0}}))
     assert [r.status for r in result.checks] == [NOT_HELD, NOT_RUN]
     assert result.status == NOT_HELD
 
@@ -144,7 +155,7 @@ def test_a_failed_check_outranks_a_missing_one():
 ])
 def test_bad_claims_file_is_one_line_naming_the_key(tmp_path, check, message):
     path = tmp_path / "claims.yaml"
-    path.write_text(yaml.safe_dump({"claims": [{"id": "c", "paper": "P", "statement": "S", "dataset": "d",
+    path.write_text(yaml.safe_dump({"claims": [{"id": "c", "paper": "P", "statement": "S", "needs": ["labels"],
                                                 "checks": [check]}]}))
     with pytest.raises(UserError, match=message) as info:
         load_claims(path)
@@ -152,7 +163,7 @@ def test_bad_claims_file_is_one_line_naming_the_key(tmp_path, check, message):
 
 
 def test_duplicate_ids_and_bad_yaml(tmp_path):
-    one = {"id": "c", "paper": "P", "statement": "S", "dataset": "d",
+    one = {"id": "c", "paper": "P", "statement": "S", "needs": ["labels"],
            "checks": [{"metric": "x", "model": "a", "op": "<", "value": 1}]}
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump({"claims": [one, one]}))
@@ -163,10 +174,102 @@ def test_duplicate_ids_and_bad_yaml(tmp_path):
         load_claims(path)
 
 
-def test_n_classes_from_parquet_schema_metadata(tmp_path):
-    write_parquet_meta(tmp_path / "digits", 10)
-    assert read_n_classes(tmp_path / "digits") == 10
-    assert read_n_classes(tmp_path / "absent") is None
+def test_unknown_trait_is_refused(tmp_path):
+    path = tmp_path / "claims.yaml"
+    path.write_text(yaml.safe_dump({"claims": [{"id": "c", "paper": "P", "statement": "S", "needs": ["colour"],
+                                                "checks": [{"metric": "x", "model": "a", "op": "<", "value": 1}]}]}))
+    with pytest.raises(UserError, match="needs.0"):
+        load_claims(path)
+
+
+def test_traits_from_parquet_schema_metadata(tmp_path):
+    write_parquet_meta(tmp_path / "mnist", 10)
+    assert read_traits(tmp_path / "mnist", has_ood_companion=True) == ({"labels", "images", "ood"}, 10)
+    write_parquet_meta(tmp_path / "loop", 4, kind="vector", traits=("manifold", "not-a-trait"))
+    assert read_traits(tmp_path / "loop", False) == ({"labels", "points", "manifold"}, 4)
+    write_parquet_meta(tmp_path / "shapes", 1, factors=("scale", "x"))
+    assert read_traits(tmp_path / "shapes", False) == ({"images", "factors"}, 1)  # one class: no labels
+    write_parquet_meta(tmp_path / "one_factor", 3, factors=("angle",))
+    assert "factors" not in read_traits(tmp_path / "one_factor", False)[0]
+    assert read_traits(tmp_path / "absent", False) == (set(), None)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "train.parquet").write_bytes(b"not parquet")
-    assert read_n_classes(tmp_path / "broken") is None
+    assert read_traits(tmp_path / "broken", True) == ({"ood"}, None)
+
+
+# --------------------------------------------------------------------------- rows per dataset
+
+
+ACC = {"metric": "knn_acc", "model": "a", "op": ">", "other_model": "b"}
+
+
+def test_a_claim_gets_a_row_on_every_qualifying_dataset_the_claims_file_never_names():
+    metrics = {("cifar10", "a"): {"knn_acc": 0.5}, ("cifar10", "b"): {"knn_acc": 0.4},
+               ("svhn", "a"): {"knn_acc": 0.3}, ("svhn", "b"): {"knn_acc": 0.6},
+               ("celeba", "a"): {}, ("loop", "a"): {"knn_acc": 0.9}, ("loop", "b"): {"knn_acc": 0.1}}
+    traits = {"cifar10": {"labels", "images"}, "svhn": {"labels", "images"}, "celeba": {"labels", "images"},
+              "loop": {"points", "manifold"}, "empty": {"labels", "images"}}
+    rows = evaluate_claim(claim(ACC, needs=("labels", "images")),
+                          run_data(metrics, datasets=list(traits), models=["a", "b"], traits=traits))
+    # loop lacks labels; on `empty` no model of the claim ran
+    assert [(r.dataset, r.status) for r in rows] == [("cifar10", HELD), ("svhn", NOT_HELD), ("celeba", NOT_RUN)]
+    assert rows[2].reasons == ["a: no `knn_acc`; b: not planned on `celeba` (no `celeba-b` in `runs`)"]
+
+
+def test_a_claim_without_a_qualifying_dataset_is_one_not_run_row_saying_what_it_needs():
+    metrics = {("loop", "a"): {"knn_acc": 0.9}, ("loop", "b"): {"knn_acc": 0.1}}
+    rows = evaluate_claim(claim(ACC, needs=("labels", "images")),
+                          run_data(metrics, datasets=["loop"], traits={"loop": {"points"}}))
+    assert [(r.dataset, r.status) for r in rows] == [(None, NOT_RUN)]
+    assert rows[0].reasons == ["no dataset of this run has what the claim needs: labels, images"]
+    rows = evaluate_claim(claim(ACC, needs=("labels",)),
+                          run_data({}, datasets=["mnist"], models=["a", "b"], traits={"mnist": {"labels"}}))
+    assert rows[0].reasons == ["a, b ran on none of the qualifying datasets (mnist)"]
+    restricted = claim(ACC, needs=("points",), datasets=["torus"])
+    assert evaluate_claim(restricted, run_data(metrics, datasets=["loop"]))[0].dataset is None
+
+
+def test_budget_note_explanation_and_paper_figures_follow_the_row():
+    c = claim(ACC, unequal_budget="a's critic makes extra passes",
+              explanations=[{"dataset": "mnist", "status": "not held", "text": "budget too small"},
+                            {"status": "held", "text": "as in the paper"}],
+              paper_figures=[{"dataset": "mnist", "model": "a", "metric": "knn_acc", "value": 0.98,
+                              "setting": "MNIST, 1e6 samples", "samples": 1e6, "source": "Table 2"}])
+    budgets = {("mnist", "a"): Budget(100, 64, 6400, 3.0), ("mnist", "b"): Budget(100, 64, 6400, 2.0),
+               ("svhn", "a"): Budget(50, 64, 3200, 1.0), ("svhn", "b"): Budget(100, 64, 6400, 2.0)}
+    metrics = {("mnist", "a"): {"knn_acc": 0.3}, ("mnist", "b"): {"knn_acc": 0.6},
+               ("svhn", "a"): {"knn_acc": 0.9}, ("svhn", "b"): {"knn_acc": 0.6}}
+    mnist, svhn = evaluate_claim(c, run_data(metrics, datasets=["mnist", "svhn"], budgets=budgets))
+    assert (mnist.status, mnist.explanation, mnist.budget_note) == (
+        NOT_HELD, "budget too small", "equal: 6,400 samples each")
+    assert [f.value for f in mnist.paper_figures] == [0.98] and svhn.paper_figures == []
+    assert svhn.explanation == "as in the paper"
+    assert svhn.budget_note == "unequal: a 3,200, b 6,400 samples (a's critic makes extra passes)"
+
+
+def test_claims_json_rows_have_the_documented_schema():
+    c = claim(ACC, {"metric": "style_acc", "model": "a", "op": "<", "value_from": "1/n_classes", "plus": 0.1})
+    run = run_data({("d", "a"): {"knn_acc": 0.9, "style_acc": float("nan")}, ("d", "b"): {"knn_acc": 0.5}},
+                   n_classes={"d": 10}, budgets={("d", "a"): Budget(10, 8, 80, 0.5), ("d", "b"): None})
+    rows = claims_json(evaluate_claims([c], run) + evaluate_claim(claim(ACC, needs=("lines",)), run_data({}, traits={})))
+    json.dumps(rows, allow_nan=False)  # strict JSON: no NaN
+    keys = {"claim", "paper", "statement", "dataset", "status", "reason", "checks", "budgets", "budget_note",
+            "paper_result", "paper_figures", "explanation"}
+    assert all(set(r) == keys for r in rows)
+    first, missing = rows
+    assert (first["dataset"], first["status"]) == ("d", NOT_RUN)
+    held, not_run = first["checks"]
+    assert held["status"] == HELD and held["left"] == {"model": "a", "metric": "knn_acc", "value": 0.9}
+    assert held["right"] == {"model": "b", "metric": "knn_acc", "value": 0.5}
+    assert not_run["left"]["value"] is None and not_run["right"]["value"] == pytest.approx(0.1)
+    assert not_run["threshold"] == pytest.approx(0.2) and not_run["why_not_run"] == "a: no `style_acc`"
+    assert first["budgets"] == {"a": {"steps": 10, "batch_size": 8, "samples_seen": 80, "train_seconds": 0.5},
+                                "b": None}
+    assert (missing["dataset"], missing["status"]) == (None, NOT_RUN) and "lines" in missing["reason"]
+
+
+def test_budget_from_run_json():
+    assert Budget.from_run({"steps": 300, "batch_size": 64, "samples_seen": 19200, "train_seconds": 4.5}) == \
+        Budget(300, 64, 19200, 4.5)
+    assert Budget.from_run({"train_seconds": float("nan"), "steps": True}) == Budget()
+    assert Budget.from_run(None) is None

@@ -19,12 +19,12 @@ METRICS = {
     "lines": {"ae": {"interp_smoothness": 0.44}, "acai": {"interp_smoothness": 0.10}},
 }
 CLAIMS = {"claims": [
-    {"id": "acai-smooth", "paper": "ACAI", "statement": "ACAI interpolates smoothly.", "dataset": "lines",
+    {"id": "acai-smooth", "paper": "ACAI", "statement": "ACAI interpolates smoothly.", "needs": ["lines"],
      "paper_result": "0.10 vs 0.44", "checks": [{"metric": "interp_smoothness", "model": "acai", "op": "<",
                                                    "other_model": "ae"}]},
-    {"id": "mlvae-style", "paper": "ML-VAE", "statement": "Style is near chance.", "dataset": "digits",
+    {"id": "mlvae-style", "paper": "ML-VAE", "statement": "Style is near chance.", "needs": ["labels"],
      "checks": [{"metric": "style_acc", "model": "mlvae", "op": "<", "value_from": "1/n_classes", "plus": 0.1}]},
-    {"id": "dvae-loop", "paper": "DVAE", "statement": "Topology.", "dataset": "loop",
+    {"id": "dvae-loop", "paper": "DVAE", "statement": "Topology.", "needs": ["manifold"],
      "checks": [{"metric": "gw_distance", "model": "dvae", "op": "<", "other_model": "vae"}]},
 ]}
 
@@ -33,7 +33,7 @@ CLAIMS = {"claims": [
 def built(tmp_path_factory):
     root = build_tree(tmp_path_factory.mktemp("repo"), METRICS, models=["ae", "vae", "mlvae", "acai"],
                       extra_kinds={("digits", "mlvae"): ["swap_grid", "zeta_custom"], ("digits", "vae"): ["roc"]},
-                      n_classes={"digits": 10})
+                      n_classes={"digits": 10}, traits={"lines": ("lines",)})
     claims = root / "claims.yaml"
     claims.write_text(yaml.safe_dump(CLAIMS))
     html_path, md_path = build_report(root, claims_path=claims)
@@ -82,7 +82,7 @@ def test_claims_statuses_and_numbers(built):
     assert _structure(html).claims == {"acai-smooth": "held", "mlvae-style": "not held", "dvae-loop": "not run"}
     assert "interp_smoothness: acai 0.100 &lt; ae 0.440" in html
     assert "style_acc: mlvae 0.350 &lt; 1/n_classes = 1/10 + 0.1 (0.200)" in html
-    assert "dataset `loop` is not in this run&#x27;s `datasets`" in html
+    assert "no dataset of this run has what the claim needs: manifold" in html
     assert "1 held · 1 not held · 1 not run" in html and "1 held · 1 not held · 1 not run" in md
     claims_md = (root / "reports" / "claims.md").read_text()
     assert re.search(r"^\| \*\*held\*\* \| ACAI \| ACAI interpolates smoothly\. \| lines \| ✓ interp_smoothness", claims_md, re.M)
@@ -116,9 +116,9 @@ def test_provenance_times_and_data_hashes(built):
     assert re.search(r"\| evaluate \| 2/5 \| 10\.0 s \| eval/", md)
     assert re.search(r"\| diffmap \| 0/2 \| not recorded \|", md)
     assert "DVC records no stage durations" in html
-    # digits has processed data whose hash differs from the runs' recorded one; lines has none.
+    # both have processed data whose hash differs from the runs' recorded one
     assert re.search(r"\| digits \| — not validated \| 10 \| [0-9a-f]{16} \| ✗ ae, mlvae, vae trained on other data \|", md)
-    assert re.search(r"\| lines \| — not validated \| — \| — \| ✓ all 2 trained models \|", md)
+    assert re.search(r"\| lines \| — not validated \| 1 \| [0-9a-f]{16} \| ✗ acai, ae trained on other data \|", md)
     assert "Training devices" in html and "scikit-learn 1." in html
 
 

@@ -185,7 +185,8 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
         "run_id": run_id, "experiment": dataset, "registered_name": name, "version": version,
         "model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash,
         "train_seconds": result.train_seconds, "samples_per_s": result.samples_per_s,
-        "epochs": result.epochs_run, "best_val_loss": result.best_val_loss, "stopped_early": result.stopped_early,
+        "epochs": result.epochs_run, "steps": result.steps, "samples_seen": result.samples_seen,
+        "batch_size": train_cfg.batch_size, "best_val_loss": result.best_val_loss, "stopped_early": result.stopped_early,
         "resumed_from_epoch": result.resumed_from_epoch, "tracking_uri": tracking.tracking_uri(root),
         "device": str(device), "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "latent_dim": int(np.asarray(codes).shape[1]),
@@ -237,7 +238,7 @@ def evaluate(dataset: str, model_name: str, root: Path | None = None) -> dict:
     metrics = run_evaluation(model, read_split(processed / "train.parquet"), read_split(processed / "test.parquet"),
                              out, run_info=run_info, history=payload.get("history", []), k=ev.knn_k, seed=ev.seed,
                              max_train_codes=ev.max_train_codes, figure_examples=ev.figure_examples,
-                             max_recon=ev.max_recon, extra=extra)
+                             max_recon=ev.max_recon, extra=extra, cluster_paper_restarts=ev.cluster_paper_restarts)
     client = tracking.client(root)
     tracking.RunLogger(client, run_info["run_id"])(metrics, 0)
     client.log_artifacts(run_info["run_id"], str(out / "plots"), "plots")

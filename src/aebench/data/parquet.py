@@ -10,8 +10,9 @@ Every row holds
 * ``factor_<name>`` float64 -- one column per ground-truth factor of variation.
 
 The schema metadata (JSON values) records ``aebench.shape`` (e.g. ``[1, 8, 8]``), ``aebench.kind``
-(``image`` or ``vector``), ``aebench.dataset``, ``aebench.split`` and ``aebench.n_classes`` so a
-reader never needs the raw data or the params to rebuild arrays.
+(``image`` or ``vector``), ``aebench.dataset``, ``aebench.split``, ``aebench.n_classes`` and
+``aebench.traits`` (what the generator declares of its data, e.g. ``["manifold"]``, for the
+claims) so a reader never needs the raw data or the params to rebuild arrays.
 
 `read_split` returns a `Split` whose ``x`` is a zero-copy view of the Arrow buffer, hence
 read-only (copy it before modifying it in place); the small 1-D columns are writable copies.
@@ -204,6 +205,7 @@ def write_processed(
             (_META_PREFIX + "split").encode(): json.dumps(name).encode(),
             (_META_PREFIX + "n_classes").encode(): json.dumps(n_classes).encode(),
             (_META_PREFIX + "group").encode(): json.dumps(group_factor or "label").encode(),
+            (_META_PREFIX + "traits").encode(): json.dumps(sorted(raw.meta.get("traits", []))).encode(),
         }
         table = _build_table(x_flat, splits[name], label, group, raw.factors, metadata)
         target = out_dir / f"{name}.parquet"

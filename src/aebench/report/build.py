@@ -8,6 +8,8 @@
   can be compared side by side, and provenance (`html_page.py`);
 - `summary.md`: the same in GitHub Markdown, figures linked by relative path (`markdown.py`);
 - `claims.md`: the claims table alone, to paste into the README;
+- `claims.json`: the same rows as data (`claims.claims_json`: status, both values of every
+  check, each compared model's budget, the paper's figures, the explanation);
 - `figures/training_curves_<dataset>.png`: the training-curve figures summary.md links to;
 - `plots/training_curves.csv`, `plots/roc.csv`: every model's curves for `dvc plots show`
   (`dvc_plots.py`).
@@ -18,10 +20,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from aebench.io import write_bytes_atomic, write_text_atomic
+from aebench.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from aebench.paths import reports_dir
 from aebench.report import dvc_plots
-from aebench.report.claims import HELD
+from aebench.report.claims import HELD, claims_json
 from aebench.report.collect import collect
 from aebench.report.figures import render_training_curves
 from aebench.report.formatting import slug
@@ -51,6 +53,7 @@ def build_report(root: Path, out_dir: Path | None = None, *, claims_path: Path |
     dvc_plots.write_tables(report.datasets, out_dir)
     html_path, md_path = out_dir / "index.html", out_dir / "summary.md"
     write_text_atomic(out_dir / "claims.md", claims_table(report.claims) + "\n")
+    write_json_atomic(out_dir / "claims.json", claims_json(report.claims))
     write_text_atomic(html_path, render_html(report, curves))
     write_text_atomic(md_path, render_markdown(report, out_dir, curve_files))
     evaluated = sum(r.metrics is not None for ds in report.datasets for r in ds.models)

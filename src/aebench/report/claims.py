@@ -1,18 +1,22 @@
-"""The claims table: each paper's claims, checked against this run's metrics.
+"""The claims table: each paper's claims, checked on every dataset of a run that qualifies.
 
-The claims are data (`claims.yaml` beside this file); no model name appears in code. A claim
-names a paper, a statement, a dataset and one or more checks; each check compares one
-model's metric with
+The claims are data (`claims.yaml` beside this file); no model or dataset name appears in
+code. A claim names a paper, a statement, the data it `needs` and one or more checks. A
+dataset qualifies when it has every trait the claim needs (see `TRAITS`); the claim is then
+evaluated on each qualifying dataset where at least one of its models ran, one row per
+(claim, dataset), so a run on MNIST, CIFAR-10 or any other dataset gets rows for every
+claim whose models it trained. Each check compares one model's metric with
 
 - another model's metric (`other_model`, and/or `other_metric` on the same model), or
 - a number: `value`, or `value_from: 1/n_classes` (chance level, read from the schema
   metadata `aebench.n_classes` of `data/processed/<dataset>/train.parquet`),
 
-plus an optional `plus` added to the right-hand side (a margin: "near chance" is
-`style_acc < 1/n_classes + 0.1`). A claim is "held" when every check holds, "not held" when
-one measured check fails, and "not run" when a dataset, model or metric it needs is absent
-from this run (its datasets/models lists or its budget), with the reason and every number
-that was measured.
+plus an optional `plus` added to the right-hand side (a margin). A row is "held" when every
+check holds, "not held" when one measured check fails, and "not run" when a model or metric
+it needs is absent from the run, with the reason and every number that was measured. Rows
+also carry each compared model's training budget (`Budget`), the paper's own figures for
+that dataset, and the explanation written in claims.yaml for that dataset and status.
+`claims_json` turns rows into `reports/claims.json`.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import json
 import logging
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -76,15 +80,68 @@ class Check(BaseModel):
         return self.other_metric or self.metric
 
 
+# The traits a claim can need, as the report reads them from a dataset's processed data
+# (schema metadata of train.parquet) and from params.yaml:
+TRAITS = {
+    "labels": "a class label per item (aebench.n_classes >= 2)",
+    "images": "image items (aebench.kind = image)",
+    "points": "vector items, a point cloud (aebench.kind = vector)",
+    "factors": "two or more known generative factors (factor_* columns)",
+    "ood": "an out-of-distribution companion (evaluate.ood_companion)",
+    "manifold": "a known low-dimensional data manifold (declared by the dataset's generator)",
+    "lines": "the ACAI lines benchmark (declared by its generator)",
+}
+Trait = Literal["labels", "images", "points", "factors", "ood", "manifold", "lines"]
+
+
+class PaperFigure(BaseModel):
+    """A number the paper reports, to stand beside ours for the dataset that plays its data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str  # ours: the dataset whose row this figure belongs to
+    model: str
+    metric: str
+    value: float
+    setting: str  # the paper's data, resolution and budget, in words
+    samples: Optional[float] = None  # training samples the paper's model saw, when known
+    source: str  # where in the paper (table / figure / text)
+
+
+class Explanation(BaseModel):
+    """Why a row reads as it does, written after investigating it (`*` matches any)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = "*"
+    status: Literal["held", "not held", "not run", "*"] = "*"
+    text: str
+
+
 class Claim(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     paper: str
     statement: str
-    dataset: str
+    needs: list[Trait] = Field(min_length=1)
+    datasets: Optional[list[str]] = None  # restrict to these datasets (e.g. a paper's own benchmark)
     checks: list[Check] = Field(min_length=1)
-    paper_result: str | None = None  # what the paper itself reported, for context
+    paper_result: Optional[str] = None  # what the paper itself reported, in words
+    paper_figures: list[PaperFigure] = Field(default_factory=list)
+    unequal_budget: Optional[str] = None  # why the compared models may see different numbers of samples
+    explanations: list[Explanation] = Field(default_factory=list)
+
+    @property
+    def models(self) -> list[str]:
+        """The models the checks compare, in order of first mention."""
+        return list(dict.fromkeys(m for c in self.checks for m in (c.model, c.right_model)))
+
+    def explanation(self, dataset: str, status: str) -> str | None:
+        for e in self.explanations:
+            if e.dataset in ("*", dataset) and e.status in ("*", status):
+                return e.text
+        return None
 
 
 class ClaimsFile(BaseModel):
@@ -121,13 +178,38 @@ def load_claims(path: Path = CLAIMS_FILE) -> list[Claim]:
 
 
 @dataclass
+class Budget:
+    """What one compared model was trained with (from models/<dataset>/<model>/run.json)."""
+
+    steps: int | None = None
+    batch_size: int | None = None
+    samples_seen: int | None = None
+    train_seconds: float | None = None
+
+    @classmethod
+    def from_run(cls, run: dict | None) -> "Budget | None":
+        if not isinstance(run, dict):
+            return None
+
+        def number(key: str, kind: type) -> Any:
+            value = run.get(key)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            return kind(value) if ok else None
+
+        return cls(number("steps", int), number("batch_size", int), number("samples_seen", int),
+                   number("train_seconds", float))
+
+
+@dataclass
 class RunData:
-    """What the claims are checked against: this run's lists, metrics and class counts."""
+    """What the claims are checked against: this run's lists, metrics, data traits and budgets."""
 
     datasets: list[str]
     models: list[str]
     metrics: dict[tuple[str, str], dict | None]  # the planned (dataset, model) runs -> metrics.json or None
     n_classes: dict[str, int | None]
+    traits: dict[str, set[str]] = field(default_factory=dict)  # dataset -> its traits (TRAITS)
+    budgets: dict[tuple[str, str], Budget | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,10 +268,15 @@ class CheckResult:
 
 @dataclass
 class ClaimResult:
+    """One row: a claim on one dataset (None when no dataset of the run qualified)."""
+
     claim: Claim
+    dataset: str | None
     checks: list[CheckResult]
     status: str
-    reason: str | None = None  # why the whole claim was not run (its dataset is not in the run)
+    reason: str | None = None  # why the whole row was not run (no qualifying dataset)
+    budgets: dict[str, Budget | None] = field(default_factory=dict)
+    metrics: dict[str, dict | None] = field(default_factory=dict)  # model -> its metrics on `dataset`
 
     @property
     def reasons(self) -> list[str]:
@@ -197,6 +284,27 @@ class ClaimResult:
         if self.reason:
             return [self.reason]
         return list(dict.fromkeys(r.why for r in self.checks if r.why))
+
+    @property
+    def explanation(self) -> str | None:
+        return self.claim.explanation(self.dataset or "*", self.status)
+
+    @property
+    def paper_figures(self) -> list[PaperFigure]:
+        return [f for f in self.claim.paper_figures if f.dataset == self.dataset]
+
+    @property
+    def budget_note(self) -> str | None:
+        """'equal: 19,200 samples each', or why the compared models saw different numbers."""
+        seen = {m: b.samples_seen for m, b in self.budgets.items()
+                if m in self.claim.models and b is not None and b.samples_seen is not None}
+        if len(seen) < 2:
+            return None
+        if len(set(seen.values())) == 1:
+            return f"equal: {next(iter(seen.values())):,} samples each"
+        listed = ", ".join(f"{m} {n:,}" for m, n in seen.items())
+        why = f" ({self.claim.unequal_budget})" if self.claim.unequal_budget else ""
+        return f"unequal: {listed} samples{why}"
 
 
 def _metric(run: RunData, dataset: str, model: str, metric: str) -> tuple[float | None, str | None]:
@@ -241,32 +349,112 @@ def check_one(check: Check, dataset: str, run: RunData) -> CheckResult:
     return result
 
 
-def evaluate_claim(claim: Claim, run: RunData) -> ClaimResult:
-    checks = [check_one(c, claim.dataset, run) for c in claim.checks]
-    if claim.dataset not in run.datasets:
-        for c in checks:  # one reason, the claim's, says it all
-            c.status, c.left.missing, c.right.missing = NOT_RUN, None, None
-        return ClaimResult(claim, checks, NOT_RUN, f"dataset `{claim.dataset}` is not in this run's `datasets`")
+def qualifying_datasets(claim: Claim, run: RunData) -> list[str]:
+    """The run's datasets with every trait the claim needs (and in its `datasets`, if given)."""
+    return [d for d in run.datasets if set(claim.needs) <= run.traits.get(d, set())
+            and (claim.datasets is None or d in claim.datasets)]
+
+
+def _ran(run: RunData, dataset: str, model: str) -> bool:
+    return model in run.models and (dataset, model) in run.metrics
+
+
+def evaluate_on(claim: Claim, dataset: str, run: RunData) -> ClaimResult:
+    """The claim's row on one dataset."""
+    checks = [check_one(c, dataset, run) for c in claim.checks]
     statuses = {c.status for c in checks}
     status = NOT_HELD if NOT_HELD in statuses else NOT_RUN if NOT_RUN in statuses else HELD
-    return ClaimResult(claim, checks, status)
+    models = list(dict.fromkeys(claim.models + [f.model for f in claim.paper_figures if f.dataset == dataset]))
+    budgets = {m: run.budgets.get((dataset, m)) for m in models}
+    metrics = {m: run.metrics.get((dataset, m)) for m in models}
+    return ClaimResult(claim, dataset, checks, status, budgets=budgets, metrics=metrics)
+
+
+def evaluate_claim(claim: Claim, run: RunData) -> list[ClaimResult]:
+    """One row per qualifying dataset where any of the claim's models ran; one "not run" row
+    saying what is missing when there is none."""
+    qualifying = qualifying_datasets(claim, run)
+    rows = [evaluate_on(claim, d, run) for d in qualifying if any(_ran(run, d, m) for m in claim.models)]
+    if rows:
+        return rows
+    checks = [CheckResult(c, Side(c.model, None), Side(c.right_model, None), NOT_RUN) for c in claim.checks]
+    needs = ", ".join(claim.needs) + (f" (one of {', '.join(claim.datasets)})" if claim.datasets else "")
+    if not qualifying:
+        reason = f"no dataset of this run has what the claim needs: {needs}"
+    else:
+        reason = f"{', '.join(claim.models)} ran on none of the qualifying datasets ({', '.join(qualifying)})"
+    return [ClaimResult(claim, None, checks, NOT_RUN, reason)]
 
 
 def evaluate_claims(claims: list[Claim], run: RunData) -> list[ClaimResult]:
-    return [evaluate_claim(c, run) for c in claims]
+    return [row for c in claims for row in evaluate_claim(c, run)]
 
 
-def read_n_classes(processed: Path) -> int | None:
-    """`aebench.n_classes` from the schema metadata of train.parquet (no rows are read)."""
+# --------------------------------------------------------------------------- claims.json
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def row_json(row: ClaimResult) -> dict:
+    """One row of reports/claims.json (schema: docs in `claims_json`)."""
+    checks = []
+    for r in row.checks:
+        c = r.check
+        checks.append({
+            "text": r.describe(), "status": r.status, "op": c.op, "why_not_run": r.why,
+            "left": {"model": c.model, "metric": c.metric, "value": _finite(r.left.value)},
+            "right": ({"model": c.right_model, "metric": c.right_metric, "value": _finite(r.right.value)}
+                      if c.is_comparison else {"text": r.right.text, "value": _finite(r.right.value)}),
+            "plus": c.plus, "threshold": _finite(r.threshold),
+        })
+    return {
+        "claim": row.claim.id, "paper": row.claim.paper, "statement": row.claim.statement,
+        "dataset": row.dataset, "status": row.status, "reason": row.reason, "checks": checks,
+        "budgets": {m: (None if b is None else asdict(b)) for m, b in row.budgets.items()},
+        "budget_note": row.budget_note,
+        "paper_result": row.claim.paper_result,
+        "paper_figures": [f.model_dump() for f in row.paper_figures],
+        "explanation": row.explanation,
+    }
+
+
+def claims_json(rows: list[ClaimResult]) -> list[dict]:
+    """reports/claims.json: a list of rows, each with `claim` (id), `paper`, `statement`,
+    `dataset` (null when no dataset qualified), `status` (held / not held / not run),
+    `reason`, `checks` (each with `text`, `status`, `op`, `left` and `right` values, `plus`,
+    `threshold`, `why_not_run`), `budgets` (model -> steps, batch_size, samples_seen,
+    train_seconds), `budget_note`, `paper_result`, `paper_figures` and `explanation`."""
+    return [row_json(r) for r in rows]
+
+
+# --------------------------------------------------------------------------- data traits
+
+
+def read_traits(processed: Path, has_ood_companion: bool) -> tuple[set[str], int | None]:
+    """(traits, n_classes) of a processed dataset, from the schema metadata of train.parquet
+    (no rows are read): kind, n_classes, factor columns and the generator's declared traits."""
+    traits = {"ood"} if has_ood_companion else set()
     path = Path(processed) / "train.parquet"
     if not path.is_file():
-        return None
+        return traits, None
     try:
         import pyarrow.parquet as pq
 
-        meta = pq.read_schema(path).metadata or {}
-        n = json.loads(meta[b"aebench.n_classes"])
-        return int(n) if isinstance(n, (int, float)) and n > 0 else None
-    except (OSError, KeyError, ValueError, TypeError) as exc:  # pyarrow errors subclass these
-        logger.warning("cannot read n_classes from %s: %s", path, exc)
-        return None
+        schema = pq.read_schema(path)
+        meta = {k.decode(): json.loads(v) for k, v in (schema.metadata or {}).items() if k.startswith(b"aebench.")}
+    except (OSError, ValueError, TypeError) as exc:  # pyarrow errors subclass these
+        logger.warning("cannot read the schema of %s: %s", path, exc)
+        return traits, None
+    n = meta.get("aebench.n_classes")
+    n_classes = int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) and n > 0 else None
+    if n_classes is not None and n_classes >= 2:
+        traits.add("labels")
+    kind = meta.get("aebench.kind")
+    traits |= {"images"} if kind == "image" else {"points"} if kind == "vector" else set()
+    if sum(name.startswith("factor_") for name in schema.names) >= 2:
+        traits.add("factors")
+    declared = meta.get("aebench.traits", [])
+    traits |= {t for t in declared if t in TRAITS} if isinstance(declared, list) else set()
+    return traits, n_classes

@@ -71,6 +71,7 @@ class DatasetResult:
     columns: list[str]
     best: dict[str, set[str]]  # metric -> names of the best model(s)
     n_classes: int | None = None
+    traits: set[str] = field(default_factory=set)  # what claims can need of it (claims.TRAITS)
     data_hash: str | None = None  # of data/processed/<dataset> now
     diffmap_png: Path | None = None
     diffmap_seconds: float | None = None
@@ -130,6 +131,7 @@ class Plan:
     models: list[str]
     runs: dict[str, list[str]]  # dataset -> its models, in `models` order
     params_text: str | None = None
+    ood_companion: dict[str, str] = field(default_factory=dict)  # evaluate.ood_companion
 
 
 def _runs(value: Any, datasets: list[str], models: list[str], path: Path) -> dict[str, list[str]]:
@@ -161,7 +163,10 @@ def read_plan(root: Path) -> Plan:
         raise UserError(f"{path} must be a mapping with `datasets` and `models` lists")
     datasets = _names(params.get("datasets"), "datasets", path)
     models = _names(params.get("models"), "models", path)
-    return Plan(datasets, models, _runs(params.get("runs"), datasets, models, path), text)
+    evaluate = params.get("evaluate") if isinstance(params.get("evaluate"), dict) else {}
+    companions = evaluate.get("ood_companion") if isinstance(evaluate.get("ood_companion"), dict) else {}
+    return Plan(datasets, models, _runs(params.get("runs"), datasets, models, path), text,
+                {str(k): str(v) for k, v in companions.items()})
 
 
 def _to_float(text: str | None) -> float:
@@ -239,7 +244,7 @@ def read_diffmap(root: Path, dataset: str) -> tuple[Path | None, float | None]:
 # --------------------------------------------------------------------------- collect
 
 
-def read_dataset(root: Path, dataset: str, models: list[str]) -> DatasetResult:
+def read_dataset(root: Path, dataset: str, models: list[str], has_ood_companion: bool = False) -> DatasetResult:
     results = [read_model(root, dataset, m) for m in models]
     columns = order_columns({k for r in results if r.metrics for k in r.metrics})
     best = {
@@ -247,9 +252,10 @@ def read_dataset(root: Path, dataset: str, models: list[str]) -> DatasetResult:
         for col in columns
     }
     diffmap_png, diffmap_seconds = read_diffmap(root, dataset)
+    traits, n_classes = claims_mod.read_traits(processed_dir(dataset, root), has_ood_companion)
     return DatasetResult(
         name=dataset, validation=read_validation(root, dataset), models=results, columns=columns, best=best,
-        n_classes=claims_mod.read_n_classes(processed_dir(dataset, root)),
+        n_classes=n_classes, traits=traits,
         data_hash=current_data_hash(root, dataset), diffmap_png=diffmap_png, diffmap_seconds=diffmap_seconds,
     )
 
@@ -261,10 +267,12 @@ def collect(root: Path, claims_path: Path | None = None) -> Report:
         raise UserError(f"report root {root} is not a folder")
     claims = claims_mod.load_claims(claims_path or claims_mod.CLAIMS_FILE)
     plan = read_plan(root)
-    results = [read_dataset(root, d, plan.runs[d]) for d in plan.datasets]
+    results = [read_dataset(root, d, plan.runs[d], d in plan.ood_companion) for d in plan.datasets]
     run_data = claims_mod.RunData(
         datasets=plan.datasets, models=plan.models,
         metrics={(ds.name, r.name): r.metrics for ds in results for r in ds.models},
         n_classes={ds.name: ds.n_classes for ds in results},
+        traits={ds.name: ds.traits for ds in results},
+        budgets={(ds.name, r.name): claims_mod.Budget.from_run(r.run) for ds in results for r in ds.models},
     )
     return Report(results, environment(root, plan.params_text), claims_mod.evaluate_claims(claims, run_data))

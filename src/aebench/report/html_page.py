@@ -18,6 +18,7 @@ from aebench.report.collect import DatasetResult, Report
 from aebench.report.figures import data_uri, group_by_kind
 from aebench.report.formatting import DIRECTION_WORDS, MISSING, format_value, header_label, short, slug
 from aebench.report.tables import (LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE, claim_counts,
+                                   claim_notes, paper_side_by_side,
                                    data_table, environment_rows, run_rows, stage_time_table, validation_label)
 
 logger = logging.getLogger(__name__)
@@ -67,14 +68,16 @@ def _claim_row(result: ClaimResult) -> str:
     statement = _e(c.statement)
     if c.paper_result:
         statement += f'<span class="paper-result">Paper: {_e(c.paper_result)}</span>'
-    checks = "".join(
+    checks = "" if result.dataset is None else "".join(
         f'<li data-status="{_e(r.status)}"><span class="{MARK_CLASS[r.status]}">{STATUS_MARK[r.status]}</span> '
         f"{_e(r.describe())}" + (f' <span class="reasons">({_e(r.why)})</span>' if r.why else "") + "</li>"
         for r in result.checks)
-    reasons = f'<p class="reasons">{_e(result.reason)}</p>' if result.reason else ""
-    return (f'<tr id="claim-{_e(c.id)}" data-claim="{_e(c.id)}" data-status="{_e(result.status)}">'
+    notes = "".join(f'<p class="reasons">{_e(n)}</p>' for n in claim_notes(result))
+    dataset = result.dataset or MISSING
+    return (f'<tr id="claim-{_e(c.id)}-{_e(dataset)}" data-claim="{_e(c.id)}" data-dataset="{_e(dataset)}" '
+            f'data-status="{_e(result.status)}">'
             f"<td>{status}</td><td>{_e(c.paper)}</td><td class=\"statement\">{statement}</td>"
-            f"<td>{_e(c.dataset)}</td><td><ul>{checks}</ul>{reasons}</td></tr>")
+            f"<td>{_e(dataset)}</td><td><ul>{checks}</ul>{notes}</td></tr>")
 
 
 def claims_section(claims: list[ClaimResult]) -> str:
@@ -82,12 +85,12 @@ def claims_section(claims: list[ClaimResult]) -> str:
         return f'<section id="claims"><h2>Claims</h2><p class="muted">{MISSING} no claims defined.</p></section>'
     head = "".join(f'<th scope="col">{h}</th>' for h in ("Status", "Paper", "Claim", "Dataset", "Measured"))
     rows = "\n".join(_claim_row(r) for r in claims)
+    papers = "".join(f"<h3>{_e(paper)}</h3>{_table(headers, body, 'papers')}"
+                     for paper, (headers, body) in paper_side_by_side(claims).items())
+    papers = f'<h3 id="papers">The papers\' figures beside ours</h3>{papers}' if papers else ""
     return (f'<section id="claims"><h2>Claims</h2><p>{_e(claim_counts(claims))} at this run\'s budget.</p>'
             f'<div class="table-wrap"><table class="claims"><thead><tr>{head}</tr></thead>'
-            f"<tbody>\n{rows}\n</tbody></table></div></section>")
-
-
-# --------------------------------------------------------------------------- datasets
+            f"<tbody>\n{rows}\n</tbody></table></div>{papers}</section>")
 
 
 def metrics_table(ds: DatasetResult) -> str:

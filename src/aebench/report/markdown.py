@@ -17,6 +17,7 @@ from aebench.report.collect import DatasetResult, Report
 from aebench.report.figures import group_by_kind
 from aebench.report.formatting import MISSING, format_value, header_label, short
 from aebench.report.tables import (LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE, claim_counts,
+                                   claim_notes, paper_side_by_side,
                                    data_table, environment_rows, run_rows, stage_time_table, validation_label)
 
 FIGURES_PER_ROW = 4
@@ -41,17 +42,25 @@ def _rel_link(target: Path, out_dir: Path) -> str:
 
 
 def claims_table(claims: list[ClaimResult]) -> str:
-    """The claims as one Markdown table (also written alone to claims.md, e.g. for the README)."""
+    """The claims as one Markdown table, a row per (claim, dataset) (also written alone to
+    claims.md, e.g. for the README)."""
     if not claims:
         return f"{MISSING} no claims defined."
     rows = []
     for r in claims:
         measured = "<br>".join(f"{STATUS_MARK[c.status]} {c.describe()}" + (f" _({c.why})_" if c.why else "")
-                               for c in r.checks)
-        if r.reason:
-            measured += f"<br>_{r.reason}_"
-        rows.append([f"**{r.status}**", r.claim.paper, r.claim.statement, r.claim.dataset, measured])
-    return md_table(["Status", "Paper", "Claim", "Dataset", "Measured"], rows)
+                               for c in r.checks if r.dataset is not None)
+        notes = "<br>".join(f"_{n}_" for n in claim_notes(r))
+        rows.append([f"**{r.status}**", r.claim.paper, r.claim.statement, r.dataset or MISSING, measured, notes])
+    return md_table(["Status", "Paper", "Claim", "Dataset", "Measured", "Notes"], rows)
+
+
+def paper_tables(claims: list[ClaimResult]) -> list[str]:
+    """Per paper, its reported figures beside this run's (`tables.paper_side_by_side`)."""
+    out = []
+    for paper, (headers, rows) in paper_side_by_side(claims).items():
+        out += [f"### {paper}", "", md_table(headers, rows), ""]
+    return out
 
 
 def _metrics_table(ds: DatasetResult) -> str:
@@ -107,6 +116,9 @@ def render_markdown(report: Report, out_dir: Path, curve_files: dict[str, Path] 
     out = [f"# {TITLE}", "", f"Generated {env.generated} · commit `{short(env.git_commit, 12)}`", "",
            "**Legend**", "", *[f"- {line}" for line in LEGEND_LINES], ""]
     out += ["## Claims", "", f"{claim_counts(report.claims)} at this run's budget.", "", claims_table(report.claims), ""]
+    side_by_side = paper_tables(report.claims)
+    if side_by_side:
+        out += ["## The papers' figures beside ours", "", *side_by_side]
     for ds in report.datasets:
         out += _dataset(ds, out_dir, curve_files.get(ds.name))
     out += ["## Provenance", "", "### Environment", "", md_table(["Item", "Value"], environment_rows(report)), ""]

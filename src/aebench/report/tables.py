@@ -99,3 +99,39 @@ def run_rows(report: Report) -> list[list[str]]:
                 format_duration(run.get("train_seconds")), format_duration((r.metrics or {}).get("eval_seconds")),
             ])
     return rows
+
+
+def claim_notes(row: ClaimResult) -> list[str]:
+    """What a reader needs beside a row's checks: why it was not run, the budgets compared,
+    and the explanation written for it."""
+    notes = [row.reason] if row.reason else []
+    if row.budget_note:
+        notes.append(f"Budget {row.budget_note}.")
+    if row.explanation:
+        notes.append(row.explanation)
+    return notes
+
+
+def _our_setting(dataset: str, budget: Any) -> str:
+    if budget is None or budget.samples_seen is None:
+        return f"{dataset}, budget not recorded"
+    steps = f"{budget.steps:,} steps × {budget.batch_size}" if budget.steps and budget.batch_size else "?"
+    return f"{dataset}, {steps} = {budget.samples_seen:,} samples"
+
+
+def paper_side_by_side(rows: list[ClaimResult]) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Per paper, the paper's figures beside ours: model, metric, both values, the setting of
+    each, and our training samples as a multiple of the paper's (where the paper says)."""
+    tables: dict[str, list[list[str]]] = {}
+    for row in rows:
+        for fig in row.paper_figures:
+            ours = (row.metrics.get(fig.model) or {}).get(fig.metric)
+            budget = row.budgets.get(fig.model)
+            ratio = MISSING
+            if fig.samples and budget is not None and budget.samples_seen:
+                ratio = f"{budget.samples_seen / fig.samples:.3g}×"
+            tables.setdefault(row.claim.paper, []).append([
+                fig.model, fig.metric, format_value(fig.value, fig.metric), format_value(ours, fig.metric),
+                f"{fig.setting} ({fig.source})", _our_setting(row.dataset or MISSING, budget), ratio])
+    headers = ["Model", "Metric", "Paper", "Ours", "Paper's setting", "Our setting", "Our samples / paper's"]
+    return {paper: (headers, body) for paper, body in tables.items()}
