@@ -4,7 +4,8 @@
     aebench models                                     registered models, versions, champions, key metrics
     aebench sample <dataset> <model> [--alias champion] -n 64 -o grid.png   samples of a registered version
     aebench ui [--port N]                              the MLflow UI on the project's store
-    aebench check                                      validate params.yaml and list what would run
+    aebench check [PARAMS]                             validate params.yaml (or a profile) and list what would run
+    aebench profile <name>                             run profiles/<name>.yaml as its own DVC workspace, results in results/<name>/
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def _check(args) -> None:
     from aebench.paths import repo_root
     from aebench.pipeline import _check_names
 
-    path = repo_root() / "params.yaml"
+    path = args.params or repo_root() / "params.yaml"
     params = load_params(path)
     for dataset in params.datasets:
         _check_names(params, dataset)
@@ -112,6 +113,15 @@ def _check(args) -> None:
         _, _, train = resolve_model(params, run.model, path, run=key)
         print(f"run {key}" + (f": epochs {train.epochs}, max_steps_per_epoch {train.max_steps_per_epoch}" if run.train else ""))
     print(f"{path}: valid; {len(params.datasets)} datasets, {len(params.models)} models, {len(params.runs)} runs")
+
+
+def _profile(args) -> None:
+    from aebench.paths import repo_root
+    from aebench.pipeline import setup_logging
+    from aebench.profiles import run_profile
+
+    setup_logging()
+    print(f"results in {run_profile(args.name, repo_root())}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,8 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=_ui)
-    p = sub.add_parser("check", help="validate params.yaml")
+    p = sub.add_parser("check", help="validate params.yaml or a profile")
+    p.add_argument("params", nargs="?", default=None, help="a params file (default: params.yaml)")
     p.set_defaults(func=_check)
+    p = sub.add_parser("profile", help="run profiles/<name>.yaml as its own DVC workspace; results in results/<name>/")
+    p.add_argument("name", help="e.g. paper")
+    p.set_defaults(func=_profile)
     return parser
 
 

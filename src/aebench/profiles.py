@@ -1,0 +1,159 @@
+"""Params profiles: a whole params file kept in `profiles/<name>.yaml`, run as its own DVC
+workspace so that the default `params.yaml` stays the quick default.
+
+`aebench profile paper` (or `make paper`):
+
+1. validates `profiles/paper.yaml` like params.yaml (`aebench check profiles/paper.yaml`);
+2. checks out the current commit into `.profiles/paper/` (a git worktree, ignored), writes
+   the profile there as its `params.yaml`, with a relative `data.mirror` made absolute
+   against this checkout, and runs `dvc repro` in it with that worktree's code. Its DVC
+   lock and cache, MLflow store and outputs stay there, so a second run resumes where the
+   first stopped and reruns only what changed;
+3. copies what a reader needs into `results/paper/`: `summary.md` (figure links rewritten),
+   `claims.json`, `claims.md`, every run's `metrics.json` and `run.json`, the figures
+   summary.md links, the profile itself, and `provenance.json` (commit, date, machine,
+   wall time).
+
+Only committed code runs: uncommitted changes are not in the worktree, and the results name
+the commit they came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from aebench.config import load_params
+from aebench.errors import UserError
+from aebench.io import write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+PROFILES = "profiles"
+WORKTREES = ".profiles"
+RESULTS = "results"
+LINK = re.compile(r"\]\((\.\./[^)\s]+)\)")  # a relative Markdown link out of reports/
+
+
+def profile_path(name: str, root: Path) -> Path:
+    path = root / PROFILES / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (root / PROFILES).glob("*.yaml"))
+        raise UserError(f"no profile `{name}` ({path} not found); known: {', '.join(known) or 'none'}")
+    return path
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(f"git {' '.join(args)} failed in {root}: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout.strip()
+
+
+def checkout(root: Path, name: str) -> Path:
+    """`.profiles/<name>/` at this checkout's HEAD (created, or moved to HEAD)."""
+    tree = root / WORKTREES / name
+    head = _git(root, "rev-parse", "HEAD")
+    if (tree / ".git").exists():
+        _git(tree, "checkout", "--detach", "--force", head)
+    else:
+        tree.parent.mkdir(exist_ok=True)
+        _git(root, "worktree", "prune")
+        _git(root, "worktree", "add", "--detach", "--force", str(tree), head)
+    if _git(root, "status", "--porcelain", "--untracked-files=no"):
+        log.warning("uncommitted changes are not part of the profile run: it runs commit %s", head[:12])
+    return tree
+
+
+def profile_params(profile: Path, root: Path) -> str:
+    """The profile's text for the worktree's params.yaml: a relative `data.mirror` is made
+    absolute against `root` (the worktree sits two folders deeper)."""
+    params = yaml.safe_load(profile.read_text(encoding="utf-8")) or {}
+    mirror = (params.get("data") or {}).get("mirror")
+    text = profile.read_text(encoding="utf-8")
+    if isinstance(mirror, str) and "://" not in mirror and not Path(mirror).is_absolute():
+        absolute = (root / mirror).resolve()
+        text = re.sub(r"(?m)^(\s+mirror:\s*)" + re.escape(mirror) + r"(\s|$)", rf"\g<1>{absolute}\g<2>", text, count=1)
+    return text
+
+
+def run_dvc(tree: Path) -> float:
+    """`dvc repro` in the worktree with its own code; returns the wall seconds."""
+    env = dict(os.environ, PYTHONPATH=str(tree / "src"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env.pop("AEBENCH_ROOT", None)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=tree, env=env)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise UserError(f"`dvc repro` in {tree} failed (exit {done.returncode}); its outputs so far are kept there: "
+                        f"fix the cause and run the profile again to resume")
+    return seconds
+
+
+def collect(tree: Path, out: Path, profile: Path, seconds: float) -> None:
+    """Copy the small results a reader needs from the worktree into `out`."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    summary = (tree / "reports" / "summary.md").read_text(encoding="utf-8")
+    for rel in sorted(set(LINK.findall(summary))):
+        source = (tree / "reports" / rel).resolve()
+        if source.is_file() and source.is_relative_to(tree.resolve()):
+            target = out / source.relative_to(tree.resolve())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    write_text_atomic(out / "summary.md", summary.replace("](../", "]("))
+    for name in ("claims.json", "claims.md"):
+        shutil.copy2(tree / "reports" / name, out / name)
+    for pattern in ("eval/*/*/metrics.json", "models/*/*/run.json"):
+        for source in sorted(tree.glob(pattern)):
+            target = out / source.relative_to(tree)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    shutil.copy2(profile, out / "params.yaml")
+    write_json_atomic(out / "provenance.json", {
+        "commit": _git(tree, "rev-parse", "HEAD"),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_cpu_name()}",
+        "gpu": _gpu_name(),
+        "wall_seconds": round(seconds, 1),
+    })
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def run_profile(name: str, root: Path) -> Path:
+    """Validate, run and collect the profile `name`; returns `results/<name>/`."""
+    profile = profile_path(name, root)
+    load_params(profile)
+    tree = checkout(root, name)
+    write_text_atomic(tree / "params.yaml", profile_params(profile, root))
+    seconds = run_dvc(tree)
+    out = root / RESULTS / name
+    collect(tree, out, profile, seconds)
+    log.info("profile %s: dvc repro took %.0f s; results in %s", name, seconds, out)
+    return out
