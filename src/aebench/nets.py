@@ -10,7 +10,10 @@ data's shape; the model decides the output activation (logits, means).
 `arch="acai"` is the architecture of the ACAI paper's official code (Berthelot et al. 2019,
 brain-research/acai `lib/layers.py`), offered to every model so that comparisons can use the
 paper's nets; see `ACAIEncoder`. It needs images; on vector data it falls back to the MLP so
-that a model section may set it once for every dataset.
+that a model section may set it once for every dataset. Two options follow the authors' setups:
+`latent_side` fixes the side of the code map (their `--latent_width`), and `pad_to` pads
+smaller images (MNIST's 28x28) to the authors' 32x32 before the encoder and crops the
+decoder's output back, so the rest of the pipeline still sees the data's own size.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Literal
 
 import torch
 from torch import nn
+
+from aebench.errors import UserError
 
 Arch = Literal["auto", "conv", "mlp", "acai"]
 
@@ -105,25 +110,77 @@ def acai_init_(module: nn.Module, slope: float = ACAI_SLOPE) -> nn.Module:
     return module
 
 
-def acai_plan(shape: tuple[int, ...], latent_dim: int) -> tuple[int, tuple[int, int], int, bool]:
+def acai_plan(shape: tuple[int, ...], latent_dim: int,
+              latent_side: int | None = None) -> tuple[int, tuple[int, int], int, bool]:
     """(scales, (h, w) of the code map, code channels, whether a linear map is needed).
 
     The official code pools 32x32 images `scales` times down to a `latent_width` side and
-    flattens `latent` channels there (lines: 4 scales to 2x2 x 16 channels = 64 numbers). Here
-    the code is a vector of `latent_dim`, so the side is derived: halve while the side is even
-    and above 2 (32 -> 2x2, 8 -> 2x2, 28 -> 7x7), and keep halving while h x w does not divide
-    `latent_dim` (32 with latent 10 -> 1x1). The code map then has latent_dim / (h w) channels
-    and the net is all-convolutional like the paper's. Where h x w still does not divide it (odd
-    sides, e.g. 28x28 -> 7x7 with latent 16), the last conv gives ceil(latent_dim / (h w))
-    channels and a linear map (no activation) turns the flattened map into the code, mirrored
-    in the decoder.
+    flattens `latent` channels there (lines: 4 scales to 2x2 x 16 channels = 64 numbers;
+    MNIST: 3 scales to 4x4 x 2 = 32 or 4x4 x 16 = 256). Given `latent_side`, that is the plan:
+    pool until the width is `latent_side` and give the map latent_dim / (h w) channels (see
+    `_fixed_side_plan`). Without it the side is derived from `latent_dim`: halve while the side is
+    even and above 2 (32 -> 2x2, 8 -> 2x2, 28 -> 7x7), and keep halving while h x w does not
+    divide `latent_dim` (32 with latent 10 -> 1x1). The code map then has latent_dim / (h w)
+    channels and the net is all-convolutional like the paper's. Where h x w still does not
+    divide it (odd sides, e.g. 28x28 -> 7x7 with latent 16), the last conv gives
+    ceil(latent_dim / (h w)) channels and a linear map (no activation) turns the flattened map
+    into the code, mirrored in the decoder.
     """
+    if latent_side is not None:
+        return _fixed_side_plan(shape, latent_dim, latent_side)
     _, h, w = shape
     scales = 0
     while h % 2 == 0 and w % 2 == 0 and (min(h, w) > 2 or latent_dim % (h * w)):
         h, w, scales = h // 2, w // 2, scales + 1
     area = h * w
     return scales, (h, w), -(-latent_dim // area), latent_dim % area != 0
+
+
+def _fixed_side_plan(shape: tuple[int, ...], latent_dim: int, side: int) -> tuple[int, tuple[int, int], int, bool]:
+    """The authors' plan: scales = log2(image width / side), both sides divided by 2^scales,
+    and the code exactly (latent_dim / (h w)) channels on that map, no linear map."""
+    _, h, w = shape
+    scales = round(math.log2(w / side)) if w >= side else -1
+    if scales < 0 or side << scales != w or h % (1 << scales):
+        raise UserError(f"`latent_side` = {side} does not fit {h}x{w} images (the encoder halves the side per "
+                        f"scale): use {h}x{w} / a power of two, or set `pad_to` (e.g. 32 for 28x28 images)")
+    h, w = h >> scales, w >> scales
+    if latent_dim % (h * w):
+        raise UserError(f"`latent_side` = {side} makes a {h}x{w} code map, whose area does not divide the code size "
+                        f"{latent_dim} (latent_dim, or 2 x latent_dim for a mean and a log-variance): set "
+                        f"`latent_dim` to a multiple of {h * w}")
+    return scales, (h, w), latent_dim // (h * w), False
+
+
+def padded_shape(shape: tuple[int, ...], pad_to: int | None) -> tuple[int, ...]:
+    """The image shape the ACAI nets work at: (C, pad_to, pad_to), or `shape` without padding."""
+    if pad_to is None:
+        return shape
+    c, h, w = shape
+    if pad_to < max(h, w):
+        raise UserError(f"`pad_to` = {pad_to} is smaller than the {h}x{w} images: use at least {max(h, w)}, "
+                        f"or leave it unset")
+    return (c, pad_to, pad_to)
+
+
+def _margins(shape: tuple[int, ...], padded: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) pixels added to centre `shape` in `padded` (the authors' 2 per
+    side for 28 -> 32)."""
+    dh, dw = padded[1] - shape[1], padded[2] - shape[2]
+    return dw // 2, dw - dw // 2, dh // 2, dh - dh // 2
+
+
+def pad_with_background(x: torch.Tensor, margins: tuple[int, int, int, int]) -> torch.Tensor:
+    """`x` padded by `margins` with each image's background, taken as its smallest value. For
+    white-on-black digits that is exactly the authors' constant (-1 on their [-1, 1] pixels), in
+    whatever range the model feeds its encoder ([0, 1] or [-1, 1]); extending the border pixels
+    instead would smear the strokes of the ~1% of MNIST digits that touch the edge. The border is
+    a constant, as the authors' is: gradients reach `x` through its own pixels only."""
+    background = x.detach().amin(dim=(1, 2, 3), keepdim=True)
+    left, right, top, bottom = margins
+    out = background.expand(-1, x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right).clone()
+    out[:, :, top:top + x.shape[2], left:left + x.shape[3]] = x
+    return out
 
 
 def _conv3_lrelu(c_in: int, c_out: int) -> list[nn.Module]:
@@ -133,11 +190,15 @@ def _conv3_lrelu(c_in: int, c_out: int) -> list[nn.Module]:
 class ACAIEncoder(nn.Module):
     """1x1 conv; per scale two [3x3 conv, LeakyReLU(0.2)] with width x 2^scale channels and
     2x2 average pooling; a 3x3 conv with width x 2^scales channels + LeakyReLU; a linear 3x3
-    conv to the code channels; flattened (see `acai_plan`). No normalisation layers."""
+    conv to the code channels; flattened (see `acai_plan`). No normalisation layers. With
+    `pad_to`, images are first padded to that side with their background (`pad_with_background`)."""
 
-    def __init__(self, shape: tuple[int, ...], out_dim: int, width: int):
+    def __init__(self, shape: tuple[int, ...], out_dim: int, width: int, latent_side: int | None = None,
+                 pad_to: int | None = None):
         super().__init__()
-        scales, (h, w), code_channels, needs_linear = acai_plan(shape, out_dim)
+        padded = padded_shape(shape, pad_to)
+        self.margins = _margins(shape, padded)
+        scales, (h, w), code_channels, needs_linear = acai_plan(padded, out_dim, latent_side)
         layers: list[nn.Module] = [nn.Conv2d(shape[0], width, 1)]
         c_in = width
         for scale in range(scales):
@@ -151,17 +212,24 @@ class ACAIEncoder(nn.Module):
         self.net = acai_init_(nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.margins):
+            x = pad_with_background(x, self.margins)
         return self.net(x)
 
 
 class ACAIDecoder(nn.Module):
     """The encoder mirrored: the code as a (channels, h, w) map; per scale (largest first) two
     [3x3 conv, LeakyReLU(0.2)] and nearest-neighbour 2x upsampling; a 3x3 conv with `width`
-    channels + LeakyReLU; a linear 3x3 conv to the image channels (no output activation)."""
+    channels + LeakyReLU; a linear 3x3 conv to the image channels (no output activation). With
+    `pad_to` it decodes at the padded size and returns the centre crop of the data's size."""
 
-    def __init__(self, latent_dim: int, shape: tuple[int, ...], width: int):
+    def __init__(self, latent_dim: int, shape: tuple[int, ...], width: int, latent_side: int | None = None,
+                 pad_to: int | None = None):
         super().__init__()
-        scales, (h, w), code_channels, needs_linear = acai_plan(shape, latent_dim)
+        padded = padded_shape(shape, pad_to)
+        left, _, top, _ = _margins(shape, padded)
+        self.crop = (slice(top, top + shape[1]), slice(left, left + shape[2]))
+        scales, (h, w), code_channels, needs_linear = acai_plan(padded, latent_dim, latent_side)
         self.start = (code_channels, h, w)
         self.project = nn.Linear(latent_dim, code_channels * h * w) if needs_linear else nn.Identity()
         layers: list[nn.Module] = []
@@ -175,7 +243,8 @@ class ACAIDecoder(nn.Module):
         acai_init_(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.body(self.project(z).view(-1, *self.start))
+        out = self.body(self.project(z).view(-1, *self.start))
+        return out[:, :, self.crop[0], self.crop[1]]
 
 
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
@@ -207,21 +276,31 @@ class MLPDecoder(nn.Module):
         return self.net(z).view(-1, *self.shape)
 
 
-def build_encoder(shape: tuple[int, ...], out_dim: int, arch: Arch = "auto", width: int = 32) -> nn.Module:
-    """Data of `shape` -> vectors of `out_dim` (e.g. 2 x latent for mean and log-variance)."""
+def acai_options(config) -> dict[str, int | None]:
+    """A model config's `arch: acai` options (`latent_side`, `pad_to`, fields of every
+    `ModelConfig`) as keyword arguments of `build_encoder` and `build_decoder`."""
+    return {"latent_side": config.latent_side, "pad_to": config.pad_to}
+
+
+def build_encoder(shape: tuple[int, ...], out_dim: int, arch: Arch = "auto", width: int = 32, *,
+                  latent_side: int | None = None, pad_to: int | None = None) -> nn.Module:
+    """Data of `shape` -> vectors of `out_dim` (e.g. 2 x latent for mean and log-variance).
+    `latent_side` and `pad_to` shape the `acai` nets only (see `ACAIEncoder`)."""
     resolved = resolve_arch(shape, arch)
     if resolved == "acai":
-        return ACAIEncoder(shape, out_dim, width)
+        return ACAIEncoder(shape, out_dim, width, latent_side, pad_to)
     if resolved == "conv":
         return ConvEncoder(shape, out_dim, width)
     return MLPEncoder(shape, out_dim, hidden=8 * width)
 
 
-def build_decoder(latent_dim: int, shape: tuple[int, ...], arch: Arch = "auto", width: int = 32) -> nn.Module:
-    """Codes of `latent_dim` -> unconstrained outputs of `shape`."""
+def build_decoder(latent_dim: int, shape: tuple[int, ...], arch: Arch = "auto", width: int = 32, *,
+                  latent_side: int | None = None, pad_to: int | None = None) -> nn.Module:
+    """Codes of `latent_dim` -> unconstrained outputs of `shape` (`latent_side`, `pad_to`: as
+    in `build_encoder`)."""
     resolved = resolve_arch(shape, arch)
     if resolved == "acai":
-        return ACAIDecoder(latent_dim, shape, width)
+        return ACAIDecoder(latent_dim, shape, width, latent_side, pad_to)
     if resolved == "conv":
         return ConvDecoder(latent_dim, shape, width)
     return MLPDecoder(latent_dim, shape, hidden=8 * width)

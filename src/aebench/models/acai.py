@@ -17,8 +17,10 @@ code output to one number. Two Adam optimisers at the training learning rate (th
 batch 64), one critic step per autoencoder step, taken simultaneously from one forward pass
 (`acai_family.simultaneous_step`). The representation is the encoder's output.
 
-The paper also trains a linear classifier on the stop-gradient code alongside; here the
-evaluator's `linear_acc` probe on frozen codes plays that part for every model alike.
+The paper also trains a linear classifier on the stop-gradient code alongside; here that is
+the trainer's `train.joint_probe` (`aebench.training.JointProbe`, reported as
+`linear_acc_joint`), the same for every model, beside the evaluator's `linear_acc` probe on
+frozen codes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pydantic import Field
 from aebench.models import register
 from aebench.models.acai_family import PaperPixelAE, mse, simultaneous_step
 from aebench.models.base import DataInfo, ModelConfig, adam
-from aebench.nets import build_encoder
+from aebench.nets import acai_options, build_encoder
 
 
 class ACAIConfig(ModelConfig):
@@ -44,7 +46,8 @@ class ACAI(PaperPixelAE):
 
     def __init__(self, config: ACAIConfig, info: DataInfo):
         super().__init__(config, info)
-        self.critic_net = build_encoder(info.shape, config.latent_dim, config.arch, config.advdepth or config.width)
+        self.critic_net = build_encoder(info.shape, config.latent_dim, config.arch, config.advdepth or config.width,
+                                        **acai_options(config))
 
     def critic(self, x: torch.Tensor) -> torch.Tensor:
         """d(x): the critic net's code output averaged to one number per example."""

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig
-from aebench.nets import build_decoder, build_encoder
+from aebench.nets import acai_options, build_decoder, build_encoder
 
 
 class PaperPixelAE(AutoEncoderBase):
@@ -32,8 +32,9 @@ class PaperPixelAE(AutoEncoderBase):
 
     def __init__(self, config: ModelConfig, info: DataInfo):
         super().__init__(config, info)
-        self.encoder = build_encoder(info.shape, config.latent_dim, config.arch, config.width)
-        self.decoder = build_decoder(config.latent_dim, info.shape, config.arch, config.width)
+        nets = acai_options(config)
+        self.encoder = build_encoder(info.shape, config.latent_dim, config.arch, config.width, **nets)
+        self.decoder = build_decoder(config.latent_dim, info.shape, config.arch, config.width, **nets)
 
     def to_paper(self, x: torch.Tensor) -> torch.Tensor:
         """Pipeline pixels [0, 1] -> the paper's [-1, 1] (vectors unchanged)."""
