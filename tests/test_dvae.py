@@ -29,11 +29,11 @@ def loop_data(n=300, seed=0):
             "index": torch.arange(n), "pos": torch.arange(n)}
 
 
-def fitted_model(data, val=None):
+def fitted_model(data, val=None, **options):
     """A DVAE with the diffusion map of `data` (and its Nystrom extension to `val`), as the
     diffmap stage would give it."""
     torch.manual_seed(0)
-    model = build_model("dvae", {"latent_dim": 3}, DataInfo((2,), "vector", 8, len(data["x"])))
+    model = build_model("dvae", {"latent_dim": 3, **options}, DataInfo((2,), "vector", 8, len(data["x"])))
     fit = fit_diffusion_map(data["x"].numpy(), 3, 15, "auto")
     index, coords = data["index"].numpy(), fit.embedding
     if val is not None:
@@ -182,3 +182,32 @@ def test_extra_metrics_leaves_scores_to_the_topology_suite_and_draws_walks(tmp_p
     ctx = SimpleNamespace(test=SimpleNamespace(kind="vector"), test_x=data["x"], plots=tmp_path, seed=0)
     assert model.eval().extra_metrics(ctx) == {}
     assert (tmp_path / "random_walk.png").stat().st_size > 0
+
+
+
+
+def test_walks_start_from_test_inputs_under_walk_seeds_test_data(monkeypatch):
+    """The authors' evaluation seeds its walks with random test images: the walks start from
+    mu(x) of rows handed over by `start_sampling_from`."""
+    data, test_x = loop_data(120), loop_data(40, seed=1)["x"]
+    model = fitted_model(data, walk_seeds="test_data")
+    model._attach(data)
+    starts = []
+    walk = model.random_walk
+    monkeypatch.setattr(model, "random_walk", lambda seeds, *rest: starts.append(seeds) or walk(seeds, *rest))
+    model.sample(32, torch.Generator().manual_seed(0))  # without data: the kept training codes
+    model.start_sampling_from(test_x)
+    model.sample(32, torch.Generator().manual_seed(0))
+    stored, from_data = starts
+    assert all(any(torch.equal(code, kept) for kept in model.seed_codes) for code in stored)
+    pick = torch.randint(40, (2,), generator=torch.Generator().manual_seed(0))  # 32 samples, 16 leaves per seed
+    with torch.no_grad():
+        assert torch.allclose(from_data, model.encoder(test_x[pick]))
+
+def test_train_codes_walks_ignore_handed_data():
+    data = loop_data(120)
+    model = fitted_model(data)
+    model._attach(data)
+    before = model.sample(32, torch.Generator().manual_seed(0))
+    model.start_sampling_from(loop_data(40, seed=1)["x"])
+    assert torch.equal(before, model.sample(32, torch.Generator().manual_seed(0)))

@@ -14,7 +14,8 @@ from torch import nn
 
 from aebench.data.synthetic import draw_lines
 from aebench.metrics.interpolation import (
-    N_STEPS, closest_lines, interpolate_codes, interpolation_suite, lines_metrics, smoothness_scores)
+    N_STEPS, closest_lines, decode_paper_range, interpolate_codes, interpolation_suite, lines_metrics,
+    smoothness_scores)
 
 T = np.arange(16) / 15.0
 
@@ -56,7 +57,7 @@ def test_closest_lines_matches_scipy_cdist():
     images = np.concatenate([draw_lines(rng.uniform(0, 7, 20)) + rng.normal(0, s, (20, 32, 32)) for s in (0.0, 0.3)])
     dist, angles = closest_lines(images)
     ref_angles = np.linspace(0, 2 * np.pi - 2 * np.pi / 10000, 10000)  # the authors' expression
-    refs = draw_lines(ref_angles).reshape(10000, -1)
+    refs = draw_lines(ref_angles, dtype=np.float64).reshape(10000, -1)  # the authors' float64 references
     d = scipy.spatial.distance.cdist(images.reshape(40, -1), refs, "cosine")
     best = d.argmin(1)
     np.testing.assert_allclose(dist, d[np.arange(40), best], atol=1e-12)
@@ -121,6 +122,37 @@ def test_suite_on_lines_with_an_oracle(tmp_path):
     # chords of the unit circle sweep the angle monotonically, not evenly: smooth, not 0
     assert 0 < metrics["interp_smoothness"] < 0.5
     assert (tmp_path / "interpolations.png").stat().st_size > 1000
+
+
+class RawAngleOracle(AngleOracle):
+    """Like the ACAI family: `decode_raw` in the paper's range, unclamped (here three times the
+    line, whose cosine distance to the line is 0), `decode` its [0, 1] clamp (a line whose
+    anti-aliased pixels saturate, no longer a line)."""
+
+    def decode_raw(self, z):
+        angle = torch.atan2(z[:, 1], z[:, 0]).numpy()
+        return torch.from_numpy(3 * draw_lines(angle))[:, None]
+
+    def decode(self, z):
+        return ((self.decode_raw(z) + 1) / 2).clamp(0, 1)
+
+
+def test_suite_scores_the_raw_decoder_output(tmp_path):
+    ctx = oracle_context(tmp_path, "lines")
+    ctx.model = RawAngleOracle()
+    metrics = interpolation_suite(ctx)
+    assert metrics["interp_mean_distance"] < 1e-5
+    # what the suite would score on the clamped output: far from every line
+    codes = interpolate_codes(ctx.z_test[:8], ctx.z_test[8:16])
+    clamped = 2 * ctx.model.decode(torch.as_tensor(codes.reshape(-1, 2))).numpy() - 1
+    assert lines_metrics(clamped.reshape(8, N_STEPS, 1, 32, 32))["mean_distance"] > 1e-3
+
+
+def test_decode_paper_range_maps_plain_decoders():
+    z = np.array([[1.0, 0.0], [0.0, 1.0]])
+    lines = draw_lines([0.0, np.pi / 2])  # the oracles' float32 atan2 is pi / 2 to 1e-7
+    np.testing.assert_allclose(decode_paper_range(AngleOracle(), z)[:, 0], lines, atol=1e-5)
+    np.testing.assert_allclose(decode_paper_range(RawAngleOracle(), z)[:, 0], 3 * lines, atol=1e-5)
 
 
 def test_suite_elsewhere_draws_only(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import pdist, squareform
 
 from aebench.data.raw import load_raw
 from aebench.data.synthetic import (
@@ -118,7 +118,7 @@ def test_default_is_the_native_space_and_ambient_below_native_is_refused():
 
 
 def test_options_a_dataset_does_not_take_are_refused_naming_the_key():
-    assert supported_options("loop") == ["ambient_dim", "noise"]
+    assert supported_options("loop") == ["ambient_dim", "noise", "variant"]
     assert supported_options("lines") == [] and supported_options("mnist") == []
     with pytest.raises(UserError, match=r"`data\.options\.lines\.noise`.*remove it"):
         generate("lines", 10, 0, {"noise": 0.1})
@@ -127,6 +127,60 @@ def test_options_a_dataset_does_not_take_are_refused_naming_the_key():
     with pytest.raises(UserError, match=r"`data\.options\.mnist\.noise`.*downloaded"):
         check_options("mnist", {"noise": 0.1})
     assert generate("torus", 20, 0, {"noise": 0.0, "ambient_dim": 4}).x.shape == (20, 4)
+
+
+# ----------------------------------------------------------------------------- the DVAE authors' sets
+
+
+def test_paper_loop_is_the_authors_curve_on_a_regular_grid():
+    raw = make_loop(600, 5, variant="paper")
+    t = raw.factors["angle"]
+    np.testing.assert_allclose(np.sort(t), TWO_PI * np.arange(600) / 600, atol=1e-12)  # every grid point once
+    expected = np.stack([np.cos(t), np.sin(2 * t), np.sin(3 * t)], axis=1)
+    np.testing.assert_allclose(raw.x, expected, atol=1e-6)  # in R^3 and noise-free
+    assert raw.meta["noise"] == 0.0 and raw.meta["variant"] == "paper"
+    other = make_loop(600, 6, variant="paper")  # the seed orders the same set
+    assert not np.array_equal(raw.x, other.x) and np.array_equal(np.sort(raw.x, 0), np.sort(other.x, 0))
+    noisy = make_loop(600, 5, variant="paper", noise=0.1)
+    assert (noisy.x - raw.x).std() == pytest.approx(0.1, rel=0.1)  # noise only when asked
+
+
+def test_paper_sphere_is_an_even_noise_free_grid():
+    raw = make_sphere(800, 0, variant="paper")
+    assert raw.x.shape == (800, 3) and raw.meta["noise"] == 0.0
+    np.testing.assert_allclose(np.linalg.norm(raw.x, axis=1), 1.0, atol=1e-6)
+    polar, azimuth = raw.factors["polar"], raw.factors["azimuth"]
+    along = np.stack([np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)], axis=1)
+    np.testing.assert_allclose(raw.x, along, atol=1e-6)
+
+    def nearest(x):
+        d = squareform(pdist(x))
+        np.fill_diagonal(d, np.inf)
+        return d.min(1)
+
+    grid, uniform = nearest(raw.x), nearest(make_sphere(800, 0, noise=0.0).x)
+    assert grid.max() / grid.min() < 2 < uniform.max() / uniform.min()  # evenly spread, unlike random points
+    assert np.bincount(raw.label, minlength=8).min() > 800 / 8 / 2  # balanced bands
+
+
+def test_paper_torus_has_radii_2_and_1_and_no_repeated_points():
+    raw = make_torus(500, 0, variant="paper")
+    x, u, v = raw.x.astype(np.float64), raw.factors["u"], raw.factors["v"]
+    np.testing.assert_allclose((np.hypot(x[:, 0], x[:, 1]) - 2.0) ** 2 + x[:, 2] ** 2, 1.0, atol=1e-5)
+    m = 23  # ceil(sqrt(500)): the angles lie on an m x m grid
+    np.testing.assert_allclose(np.r_[u, v] * m / TWO_PI, np.round(np.r_[u, v] * m / TWO_PI), atol=1e-9)
+    assert pdist(x).min() > 0.1  # the seam (angle 0 = 2 pi) is not doubled
+    assert (raw.meta["R"], raw.meta["r"], raw.meta["noise"]) == (2.0, 1.0, 0.0)
+    assert make_torus(100, 0).meta["r"] == 0.7  # the default variant is unchanged
+
+
+def test_variant_reaches_the_generator_and_the_default_is_unchanged():
+    assert np.array_equal(generate("sphere", 50, 1, {"variant": "paper"}).x, make_sphere(50, 1, variant="paper").x)
+    assert np.array_equal(generate("loop", 50, 1, {"variant": "default"}).x, make_loop(50, 1).x)
+    assert make_loop(50, 1).meta["noise"] == 0.05 and make_sphere(50, 1).meta["noise"] == 0.02
+    assert generate("loop", 20, 0, {"variant": "paper", "ambient_dim": 5}).x.shape == (20, 5)
+    with pytest.raises(UserError, match="variant must be one of default, paper"):
+        make_torus(10, 0, variant="authors")
 
 
 # ----------------------------------------------------------------------------- through params.yaml
@@ -153,6 +207,8 @@ def test_download_passes_the_options_to_the_generator(tmp_path):
     ({"loop": {"n": 10, "ambient_dim": 1}}, "loop", "`data.options.loop.ambient_dim`"),
     ({"loop": {"n": 10, "noise": -0.1}}, "loop", "`data.options.loop.noise`"),
     ({"loop": {"n": 10, "ambient_dim": 2.5}}, "loop", "`data.options.loop.ambient_dim`"),
+    ({"loop": {"n": 10, "variant": "authors"}}, "loop", "`data.options.loop.variant`"),
+    ({"loop": {"n": 10, "variant": "paper", "ambient_dim": 2}}, "loop", "native dimension 3"),
 ])
 def test_bad_options_stop_the_download_with_one_line(tmp_path, options, dataset, needle):
     from aebench import pipeline

@@ -7,9 +7,10 @@ Datasets
 --------
 lines
     The ACAI paper's synthetic benchmark (Berthelot et al., 2019): 32x32 greyscale images of a
-    single anti-aliased line from the image centre outward at a random angle. The angle is the
-    only factor of variation, so a good interpolation between two lines is a line at an
-    intermediate angle, which is what the benchmark measures.
+    single anti-aliased line from the image centre outward at a random angle, drawn exactly as
+    the authors' renderer draws them (see `draw_lines`). The angle is the only factor of
+    variation, so a good interpolation between two lines is a line at an intermediate angle,
+    which is what the benchmark measures.
 digits
     scikit-learn's bundled 8x8 handwritten digits (1797 images); a fixed, tiny real dataset.
 shapes
@@ -24,22 +25,27 @@ loop, sphere, torus
     and the 2-torus), for experiments on whether a latent space keeps the data's topology.
     Each lies in its native R^2 or R^3, or (option `ambient_dim`) is embedded in a higher
     dimension by a random orthonormal map, with the noise isotropic in the ambient space.
+    Option `variant: paper` gives the DVAE authors' sets instead (lihenryhfl/SpectralVAEGAN,
+    `vdae_util.py`): noise-free regular grids, the loop being (cos t, sin 2t, sin 3t) in R^3
+    and the torus of radii 2 and 1.
 
 Options
 -------
 Every generator takes (n, seed); some take keyword options that params.yaml sets per dataset
-(`data.options.<dataset>`, see `aebench.config.DatasetOptions`): the manifolds take `noise`
-and `ambient_dim`. `generate(name, n, seed, options)` runs a generator and refuses an option
+(`data.options.<dataset>`, see `aebench.config.DatasetOptions`): the manifolds take `noise`,
+`ambient_dim` and `variant`. `generate(name, n, seed, options)` runs a generator and refuses an option
 it does not take, naming the key.
 
 Pixel conventions
 -----------------
 Images are stored as uint8 (N, C, H, W) like every other raw image dataset, so preprocess
 treats all of them alike. `draw_lines` works in the ACAI paper's [-1, 1] range (background -1,
-line +1); `make_lines` maps it to 0..255 with round((v + 1) / 2 * 255). Shapes are white (255)
-on black (0). Both are anti-aliased by supersampling: each pixel's value is the fraction of a
-regular grid of sub-pixel sample points covered by the drawing, which makes the images vary
-smoothly with the continuous factors (a requirement for meaningful interpolation).
+line +1) with float pixels; `make_lines` maps it to 0..255 with round((v + 1) / 2 * 255) (see
+`make_lines` for what that quantisation costs). Shapes are white (255) on black (0),
+anti-aliased by supersampling: each pixel's value is the fraction of a regular grid of
+sub-pixel sample points covered by the drawing, which makes the images vary smoothly with the
+continuous factors (a requirement for meaningful interpolation); lines are anti-aliased by the
+authors' exact per-scanline coverage instead.
 
 Coordinates: a pixel at row i, column j covers [j, j+1) x [i, i+1) in (x, y) with rows going
 down; angles are in radians, counter-clockwise as seen on screen, from the +x axis (so
@@ -131,87 +137,88 @@ def _pool_coverage(inside: np.ndarray, w: int, sub: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def draw_lines(angles, size: int = 32) -> np.ndarray:
-    """Render one line per angle, as float32 images (N, size, size) in [-1, 1].
+# Lines per chunk of `draw_lines`: a few (chunk, size, size) float64 buffers of ~8 MB at size 32.
+_LINES_PER_CHUNK = 1024
 
-    Each line is a segment from the image centre (size/2, size/2) outward at angle theta
-    (radians, counter-clockwise on screen from +x; the end point is at
-    x = c + L cos(theta), y = c - L sin(theta) because rows go down), of length
-    L = 15 * size / 32 and stroke width 2 * size / 32, with round caps (the set of points
-    within half a width of the segment). Background is -1 and the line +1.
+# Stroke width of the authors' renderer, in pixels, measured along each scanline.
+LINE_WIDTH = 2.0
 
-    Anti-aliasing is by 4x4 supersampling: the value is -1 + 2 * coverage, coverage being the
-    fraction of the pixel's 16 sample points within half a width of the segment. This makes a
-    small change of angle a small change of image and keeps the total brightness almost the
-    same for every angle, as the benchmark needs. The rendering is deterministic; angles are
-    reduced modulo 2 pi first so that theta and theta + 2 pi give the same image.
+
+def _line_scanlines(theta: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    """Per angle, the scanline geometry of the authors' renderer (brain-research/acai,
+    `lib/data.draw_line`), in float64 with its operations in its order so that the pixel
+    values agree to the last bit.
+
+    The segment runs from the centre (c, c), c = size / 2, to (c + (c - 1) cos theta,
+    c - (c - 1) sin theta) in (column, row). Scanlines run across the major axis: rows when the
+    segment spans at least as many rows as columns (`steep`), columns otherwise. Returns
+    (steep, start, stop, left, slope): the segment spans [start, stop] along the major axis,
+    and the scanline at major index k holds the interval [s_k, s_k + LINE_WIDTH] of the minor
+    axis with s_k = left + (k - start - 1/2) * slope.
     """
-    size = _check_size(size, 4, "draw_lines")
+    centre = size * 0.5
+    col_end = centre + (centre - 1.0) * np.cos(-theta)
+    row_end = centre + (centre - 1.0) * np.sin(-theta)
+    steep = ~(np.abs(centre - row_end) < np.abs(centre - col_end))
+    major_end = np.where(steep, row_end, col_end)
+    minor_end = np.where(steep, col_end, row_end)
+    backwards = major_end < centre  # walk the major axis upwards, from the smaller end
+    start = np.where(backwards, major_end, centre)
+    stop = np.where(backwards, centre, major_end)
+    left = np.where(backwards, minor_end, centre) - LINE_WIDTH / 2
+    right = np.where(backwards, centre, minor_end) - LINE_WIDTH / 2
+    slope = (right - left) / (stop - start)  # stop - start >= (c - 1) / sqrt(2) > 0
+    return steep, start, stop, left, slope
+
+
+def _render_lines(theta: np.ndarray, size: int) -> np.ndarray:
+    """float64 (N, size, size) images of `draw_lines` for angles already reduced to [0, 2 pi).
+
+    Pixel (k, j) of the major/minor grid is -1 + 2 w_k o_kj: w_k the weight of scanline k as
+    the authors count it (the first scanline its covered fraction ceil(start) - start, every
+    later one up to ceil(stop) - 1 in full, so the last one counts whole), o_kj the length of
+    [s_k, s_k + LINE_WIDTH] inside the pixel [j, j + 1].
+    """
+    steep, start, stop, left, slope = (a[:, None, None] for a in _line_scanlines(theta, size))
+    k = np.arange(size, dtype=np.float64)[None, :, None]
+    j = np.arange(size, dtype=np.float64)[None, None, :]
+    first = np.ceil(start)
+    weight = np.where(k < first, first - start, 1.0) * ((k >= np.floor(start)) & (k < np.ceil(stop)))
+    s = left + (k - start - 0.5) * slope
+    overlap = np.maximum(np.minimum(s + LINE_WIDTH, j + 1.0) - np.maximum(s, j), 0.0)
+    image = 2.0 * (weight * overlap) - 1.0  # (N, major, minor)
+    return np.where(steep, image, image.transpose(0, 2, 1))
+
+
+def draw_lines(angles, size: int = 32, dtype=np.float32) -> np.ndarray:
+    """Render one line per angle exactly as the ACAI authors do: images (N, size, size) of
+    float pixels in [-1, 1] (background -1, line +1).
+
+    The authors' renderer (brain-research/acai, `lib/data.draw_line`, which draws both their
+    training lines and the 10,000 reference lines of their metric) is a scanline rasteriser:
+    a segment from the centre (size/2, size/2) of length size/2 - 1 (15 px at size 32) at
+    angle theta (radians, counter-clockwise on screen from +x; the end is at
+    x = c + L cos(theta), y = c - L sin(theta) since rows go down), stroked by a run of 2 px
+    along each scanline of its major axis, anti-aliased by the exact fraction of each pixel
+    the run covers. The ink is not the same for every angle (30 px at 0, 22 px at pi/4: the
+    run is 2 px along the scanline, not across the line) and the end has no cap; reproducing
+    that is the point, since the metric's absolute values depend on it. Computed in float64
+    with the authors' operations (bit-identical to their float64 images, see
+    tests/test_lines_renderer.py) and returned as `dtype`: float32 like the authors'
+    TensorFlow input pipeline, float64 for the metric's reference set as in their metric.
+
+    Angles are reduced modulo 2 pi first, so theta and theta + 2 pi give the same image (the
+    authors draw angles in [0, 2 pi) only, which the reduction leaves unchanged).
+    """
+    size = _check_size(size, 16, "draw_lines")
     theta = np.asarray(angles, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(theta)):
         raise UserError("draw_lines: angles must be finite numbers")
-    n = theta.shape[0]
-    out = np.empty((n, size, size), dtype=np.float32)
-    if n == 0:
-        return out
-
     theta = np.mod(theta, TWO_PI)
-    cos_t = np.cos(theta).astype(np.float32)
-    sin_t = np.sin(theta).astype(np.float32)
-
-    sub = _SUPERSAMPLE
-    centre = size / 2.0
-    length = 15.0 * size / 32.0
-    half_width = 1.0 * size / 32.0
-    half_width_sq = np.float32(half_width * half_width)
-
-    # Each line, caps included, fits in a (length + 2 half-widths) square box touching the
-    # centre, so only a w x w window of pixels per line is evaluated (about 3x fewer than the
-    # full image at size 32); length + half_width = size / 2 keeps the box inside the image.
-    w = min(size, int(math.ceil(length + 2.0 * half_width)) + 1)
-    end_x = centre + length * cos_t.astype(np.float64)
-    end_y = centre - length * sin_t.astype(np.float64)
-    ox = np.clip(np.floor(np.minimum(centre, end_x) - half_width).astype(np.int64), 0, size - w)
-    oy = np.clip(np.floor(np.minimum(centre, end_y) - half_width).astype(np.int64), 0, size - w)
-
-    local = _subsample_centres(w, sub)  # (w*sub,) sample offsets inside the window, exact in float32
-    # Sample offsets from the centre: qx along columns, qy along rows (y down). Both are exact
-    # multiples of 1/(2 sub), so a pixel's samples are the same whatever its window.
-    qx = (ox - centre).astype(np.float32)[:, None] + local[None, :]  # (N, w*sub)
-    qy = (oy - centre).astype(np.float32)[:, None] + local[None, :]
-    # The line direction is (cos, -sin) in (x, y-down). The position along the line (proj) and
-    # the signed distance across it (perp) are each a sum of a row term and a column term, so
-    # they are built by broadcasting instead of a per-sample dot product.
-    along_x, along_y = qx * cos_t[:, None], qy * -sin_t[:, None]
-    across_x, across_y = qx * sin_t[:, None], qy * cos_t[:, None]
-
-    out.fill(-1.0)
-    span = np.arange(w)
-    m = w * sub
-    per_chunk = max(1, _CHUNK_ELEMENTS // (m * m))
-    proj_buf = np.empty((per_chunk, m, m), dtype=np.float32)
-    perp_buf = np.empty_like(proj_buf)
-    clip_buf = np.empty_like(proj_buf)
-    inside_buf = np.empty(proj_buf.shape, dtype=bool)
-    for start in range(0, n, per_chunk):
-        sl = slice(start, min(n, start + per_chunk))
-        b = sl.stop - sl.start
-        proj, perp, clipped, inside = proj_buf[:b], perp_buf[:b], clip_buf[:b], inside_buf[:b]
-        # Rows of samples on axis 1, columns on axis 2.
-        np.add(along_y[sl, :, None], along_x[sl, None, :], out=proj)
-        np.add(across_y[sl, :, None], across_x[sl, None, :], out=perp)
-        # Squared distance to the segment = perp^2 + (proj - clip(proj, 0, L))^2.
-        np.clip(proj, 0.0, length, out=clipped)
-        proj -= clipped
-        proj *= proj
-        perp *= perp
-        proj += perp
-        np.less_equal(proj, half_width_sq, out=inside)
-        counts = _pool_coverage(inside, w, sub)
-        values = counts.astype(np.float32) * np.float32(2.0 / (sub * sub)) - np.float32(1.0)
-        rows = oy[sl, None, None] + span[None, :, None]
-        cols = ox[sl, None, None] + span[None, None, :]
-        out[np.arange(sl.start, sl.stop)[:, None, None], rows, cols] = values
+    out = np.empty((len(theta), size, size), dtype=dtype)
+    for first in range(0, len(theta), _LINES_PER_CHUNK):
+        chunk = slice(first, first + _LINES_PER_CHUNK)
+        out[chunk] = _render_lines(theta[chunk], size)
     return out
 
 
@@ -220,18 +227,31 @@ def make_lines(n: int, seed: int, size: int = 32) -> RawDataset:
 
     Angles are drawn uniformly from [0, 2 pi) with np.random.default_rng(seed), so equal seeds
     give identical datasets. The label is the angle's bin among 10 equal bins of [0, 2 pi), a
-    coarse class for the classification probes; the exact angle is the factor "angle".
+    coarse class for the classification probes (the authors' int(10 angle / (2 pi - 1e-6))
+    differs only within 1e-6 rad of a bin edge); the exact angle is the factor "angle".
+
+    Pixels are `draw_lines` quantised to uint8 by round((v + 1) / 2 * 255), as every image
+    dataset is stored: at most 1/255 off per pixel in [-1, 1], a cosine distance of 7e-8 on
+    average (2.3e-7 at most) between a stored line and its float rendering, three orders of
+    magnitude below the paper's best Mean Distance (ACAI, 2.4e-4). The authors instead draw
+    fresh lines for every batch; a large n stands in for that (see the params' paper note):
+    at n = 100,000 the nearest stored training line to a fresh one is ~1e-4 rad away, a cosine
+    distance of ~5e-9, below the quantisation itself. Rendered in chunks, so memory stays at
+    the uint8 output (1 KB per line at size 32).
     """
     n = _check_n(n, "make_lines")
     rng = np.random.default_rng(seed)
     angle = rng.uniform(0.0, TWO_PI, size=n)
-    values = draw_lines(angle, size=size)
-    x = np.rint((values + 1.0) / 2.0 * 255.0).clip(0, 255).astype(np.uint8)[:, None, :, :]
+    x = np.empty((n, 1, size, size), dtype=np.uint8)
+    for first in range(0, n, _LINES_PER_CHUNK):
+        chunk = slice(first, first + _LINES_PER_CHUNK)
+        exact = draw_lines(angle[chunk], size=size, dtype=np.float64)
+        x[chunk, 0] = np.rint((exact + 1.0) / 2.0 * 255.0).clip(0, 255)
     return RawDataset(
         x=x,
         label=_bins(angle, 0.0, TWO_PI, 10),
         factors={"angle": angle.astype(np.float64)},
-        meta={"source": "generated: ACAI lines benchmark", "size": size, "seed": seed},
+        meta={"source": "generated: ACAI lines benchmark", "size": size, "seed": seed, "traits": ["lines"]},
     )
 
 
@@ -327,7 +347,7 @@ def make_rotation(n: int, seed: int, size: int = 16) -> RawDataset:
         x=x,
         label=_bins(angle, 0.0, TWO_PI, 8),
         factors={"angle": angle.astype(np.float64)},
-        meta={"source": f"generated: digits row {ROTATION_DIGIT_ROW} (a '3') rotated through 360 degrees",
+        meta={"traits": ["manifold"], "source": f"generated: digits row {ROTATION_DIGIT_ROW} (a '3') rotated through 360 degrees",
               "size": size, "seed": seed, "notes": "bilinear rotation about the centre; angle counter-clockwise"},
     )
 
@@ -476,6 +496,30 @@ def make_shapes(n: int, seed: int, size: int = 32) -> RawDataset:
 
 # The dimension each manifold's points natively live in (before an `ambient_dim` embedding).
 NATIVE_DIM = {"loop": 2, "sphere": 3, "torus": 3}
+# The same for `variant: paper`, whose loop is a curve in R^3.
+PAPER_NATIVE_DIM = {"loop": 3, "sphere": 3, "torus": 3}
+
+# "default": points drawn at random plus noise; "paper": the DVAE authors' noise-free grids.
+MANIFOLD_VARIANTS = ("default", "paper")
+
+
+def native_dim(name: str, variant: str = "default") -> int | None:
+    """The native dimension of manifold `name` in `variant` (None for other datasets)."""
+    return (PAPER_NATIVE_DIM if variant == "paper" else NATIVE_DIM).get(name)
+
+
+def _check_variant(variant: str, what: str) -> str:
+    if variant not in MANIFOLD_VARIANTS:
+        raise UserError(f"{what}: variant must be one of {', '.join(MANIFOLD_VARIANTS)}, got {variant!r}")
+    return variant
+
+
+def _variant_noise(noise: float | None, default: float, variant: str, what: str) -> float:
+    """The noise std: as given, else `default` for the default variant and 0 for the paper's
+    (the authors' sets are noise-free)."""
+    if noise is None:
+        noise = default if variant == "default" else 0.0
+    return _check_noise(noise, what)
 
 # Stream of the embedding map's generator: a generator of its own, so the points and the noise
 # drawn from the dataset's generator are the same with or without an embedding.
@@ -511,77 +555,119 @@ def _place(points: np.ndarray, ambient_dim: int | None, noise: float, rng: np.ra
 
 
 def _manifold_meta(source: str, seed: int, noise: float, ambient_dim: int | None, native: int) -> dict:
-    meta = {"source": source, "seed": seed, "noise": noise}
+    meta = {"source": source, "seed": seed, "noise": noise, "traits": ["manifold"]}
     if ambient_dim is not None:
         meta.update(ambient_dim=ambient_dim, embedding=f"aebench.data.synthetic.embedding_basis({native}, "
                                                        f"{ambient_dim}, {seed}) maps R^{native} into R^{ambient_dim}")
     return meta
 
 
-def make_loop(n: int, seed: int, noise: float = 0.05, ambient_dim: int | None = None) -> RawDataset:
-    """Points on the unit circle in R^2 (or embedded in R^ambient_dim, see `_place`) plus
-    isotropic Gaussian noise of std `noise`.
+def make_loop(n: int, seed: int, noise: float | None = None, ambient_dim: int | None = None,
+              variant: str = "default") -> RawDataset:
+    """A closed curve (or embedded in R^ambient_dim, see `_place`) plus isotropic Gaussian
+    noise of std `noise`.
 
-    The angle is uniform on [0, 2 pi) (factor "angle"); label = 8 equal bins of the angle. The
-    loop's one-dimensional hole is what a topology-preserving latent space should keep.
+    default: the unit circle in R^2 at angles uniform on [0, 2 pi), noise 0.05 unless given.
+    paper: the DVAE authors' loop (cos t, sin 2t, sin 3t) in R^3 at the n equally spaced
+    t = 2 pi k / n (their `generate_loop`), in a seeded random order, noise-free unless given.
+
+    Factor "angle" (t); label = 8 equal bins of it. The loop's one-dimensional hole is what a
+    topology-preserving latent space should keep.
     """
     n = _check_n(n, "make_loop")
-    noise = _check_noise(noise, "make_loop")
-    ambient_dim = _check_ambient(ambient_dim, NATIVE_DIM["loop"], "make_loop")
+    variant = _check_variant(variant, "make_loop")
+    noise = _variant_noise(noise, 0.05, variant, "make_loop")
+    native = native_dim("loop", variant)
+    ambient_dim = _check_ambient(ambient_dim, native, "make_loop")
     rng = np.random.default_rng(seed)
-    angle = rng.uniform(0.0, TWO_PI, size=n)
-    points = _place(np.stack([np.cos(angle), np.sin(angle)], axis=1), ambient_dim, noise, rng, seed)
+    if variant == "paper":
+        angle = TWO_PI * rng.permutation(n) / n
+        clean = np.stack([np.cos(angle), np.sin(2 * angle), np.sin(3 * angle)], axis=1)
+        source = "generated: the DVAE authors' loop (cos t, sin 2t, sin 3t) in R^3, t on a regular grid"
+    else:
+        angle = rng.uniform(0.0, TWO_PI, size=n)
+        clean = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        source = "generated: noisy unit circle in R^2"
     return RawDataset(
-        x=points,
+        x=_place(clean, ambient_dim, noise, rng, seed),
         label=_bins(angle, 0.0, TWO_PI, 8),
         factors={"angle": angle},
-        meta=_manifold_meta("generated: noisy unit circle in R^2", seed, noise, ambient_dim, NATIVE_DIM["loop"]),
+        meta={**_manifold_meta(source, seed, noise, ambient_dim, native), "variant": variant},
     )
 
 
-def make_sphere(n: int, seed: int, noise: float = 0.02, ambient_dim: int | None = None) -> RawDataset:
-    """Points uniform on the unit sphere in R^3 (or embedded in R^ambient_dim, see `_place`)
-    plus isotropic Gaussian noise of std `noise`.
+def regular_sphere_angles(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(polar, azimuth) of about `count` points spread evenly over the unit sphere: Deserno's
+    regular placement ("How to generate equidistributed points on the surface of a sphere",
+    2004), the authors' `generate_sphere`. Rings of constant polar angle, as many as make the
+    spacing between rings equal to the spacing along them, each point owning an area of about
+    4 pi / count; the exact number of points differs from `count` by rounding."""
+    area = 4.0 * math.pi / count
+    rings = max(1, round(math.pi / math.sqrt(area)))
+    along = area / (math.pi / rings)  # azimuthal spacing at the equator
+    polar, azimuth = [], []
+    for i in range(rings):
+        nu = math.pi * (i + 0.5) / rings
+        m = max(1, round(TWO_PI * math.sin(nu) / along))
+        polar.append(np.full(m, nu))
+        azimuth.append(TWO_PI * np.arange(m) / m)
+    return np.concatenate(polar), np.concatenate(azimuth)
 
-    Uniformity comes from normalising standard Gaussian vectors. Factors: "polar" in [0, pi]
-    (angle from +z) and "azimuth" in [0, 2 pi); label = 8 equal-area bands (equal-width bins
-    of cos(polar), which is uniform on the sphere), so the classes are balanced.
+
+def _paper_sphere(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n points of a regular placement of at least n (a seeded random choice of them, as the
+    authors take a random n of theirs), in random order."""
+    target = n
+    polar, azimuth = regular_sphere_angles(target)
+    while len(polar) < n:
+        target += n - len(polar)
+        polar, azimuth = regular_sphere_angles(target)
+    pick = rng.choice(len(polar), n, replace=False)
+    return polar[pick], azimuth[pick]
+
+
+def make_sphere(n: int, seed: int, noise: float | None = None, ambient_dim: int | None = None,
+                variant: str = "default") -> RawDataset:
+    """Points on the unit sphere in R^3 (or embedded in R^ambient_dim, see `_place`) plus
+    isotropic Gaussian noise of std `noise`.
+
+    default: uniform points (normalised standard Gaussian vectors), noise 0.02 unless given.
+    paper: the DVAE authors' sphere, an evenly spread grid (`regular_sphere_angles`),
+    noise-free unless given.
+
+    Factors: "polar" in [0, pi] (angle from +z) and "azimuth" in [0, 2 pi); label = 8
+    equal-area bands (equal-width bins of cos(polar), which is uniform on the sphere), so the
+    classes are balanced.
     """
     n = _check_n(n, "make_sphere")
-    noise = _check_noise(noise, "make_sphere")
-    ambient_dim = _check_ambient(ambient_dim, NATIVE_DIM["sphere"], "make_sphere")
+    variant = _check_variant(variant, "make_sphere")
+    noise = _variant_noise(noise, 0.02, variant, "make_sphere")
+    ambient_dim = _check_ambient(ambient_dim, native_dim("sphere", variant), "make_sphere")
     rng = np.random.default_rng(seed)
-    g = rng.standard_normal((n, 3))
-    norms = np.linalg.norm(g, axis=1, keepdims=True)
-    norms[norms == 0.0] = 1.0  # probability zero, but avoid a division by zero anyway
-    unit = g / norms
-    polar = np.arccos(np.clip(unit[:, 2], -1.0, 1.0))
-    azimuth = np.mod(np.arctan2(unit[:, 1], unit[:, 0]), TWO_PI)
+    if variant == "paper":
+        polar, azimuth = _paper_sphere(n, rng)
+        unit = np.stack([np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)], axis=1)
+        source = "generated: the DVAE authors' regular grid on the unit sphere in R^3"
+    else:
+        g = rng.standard_normal((n, 3))
+        norms = np.linalg.norm(g, axis=1, keepdims=True)
+        norms[norms == 0.0] = 1.0  # probability zero, but avoid a division by zero anyway
+        unit = g / norms
+        polar = np.arccos(np.clip(unit[:, 2], -1.0, 1.0))
+        azimuth = np.mod(np.arctan2(unit[:, 1], unit[:, 0]), TWO_PI)
+        source = "generated: noisy unit sphere in R^3"
     return RawDataset(
         x=_place(unit, ambient_dim, noise, rng, seed),
         label=_bins(-np.cos(polar), -1.0, 1.0, 8),
         factors={"polar": polar, "azimuth": azimuth},
-        meta=_manifold_meta("generated: noisy unit sphere in R^3", seed, noise, ambient_dim, NATIVE_DIM["sphere"]),
+        meta={**_manifold_meta(source, seed, noise, ambient_dim, NATIVE_DIM["sphere"]), "variant": variant},
     )
 
 
-def make_torus(n: int, seed: int, R: float = 2.0, r: float = 0.7, noise: float = 0.02,
-               ambient_dim: int | None = None) -> RawDataset:
-    """Points uniform (by surface area) on a torus in R^3 (or embedded in R^ambient_dim, see
-    `_place`) plus isotropic Gaussian noise of std `noise`.
-
-    The surface is ((R + r cos v) cos u, (R + r cos v) sin u, r sin v), u the angle around the
-    z axis and v the angle around the tube, so it satisfies (sqrt(x^2 + y^2) - R)^2 + z^2 = r^2.
-    Area density is proportional to R + r cos v, so v is drawn by rejection sampling (vectorised,
-    from the same generator) rather than uniformly, which would crowd the inner rim. Factors
-    "u" and "v" in [0, 2 pi); label = 8 equal bins of u.
-    """
-    n = _check_n(n, "make_torus")
-    noise = _check_noise(noise, "make_torus")
-    ambient_dim = _check_ambient(ambient_dim, NATIVE_DIM["torus"], "make_torus")
-    if not (R > r > 0):
-        raise UserError(f"make_torus: need R > r > 0 for a ring torus, got R={R!r}, r={r!r}")
-    rng = np.random.default_rng(seed)
+def _area_uniform_torus(n: int, R: float, r: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) of n points uniform by surface area: the area density is proportional to
+    R + r cos v, so v is drawn by rejection sampling (vectorised) rather than uniformly, which
+    would crowd the inner rim."""
     u = rng.uniform(0.0, TWO_PI, size=n)
     accepted: list[np.ndarray] = []
     have = 0
@@ -591,10 +677,48 @@ def make_torus(n: int, seed: int, R: float = 2.0, r: float = 0.7, noise: float =
         keep = rng.uniform(0.0, R + r, size=batch) < R + r * np.cos(cand)
         accepted.append(cand[keep])
         have += int(keep.sum())
-    v = np.concatenate(accepted)[:n]
+    return u, np.concatenate(accepted)[:n]
+
+
+def _grid_torus(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) of n points of the m x m grid of angles 2 pi k / m, m = ceil(sqrt(n)) (a seeded
+    random choice of them, in random order). The authors' `generate_torus` grid, except that
+    theirs repeats the angle 0 as 2 pi, which puts two copies of every seam point in the set."""
+    m = math.ceil(math.sqrt(n))
+    cells = rng.choice(m * m, n, replace=False)
+    return TWO_PI * (cells // m) / m, TWO_PI * (cells % m) / m
+
+
+def make_torus(n: int, seed: int, R: float = 2.0, r: float | None = None, noise: float | None = None,
+               ambient_dim: int | None = None, variant: str = "default") -> RawDataset:
+    """Points on a torus in R^3 (or embedded in R^ambient_dim, see `_place`) plus isotropic
+    Gaussian noise of std `noise`.
+
+    The surface is ((R + r cos v) cos u, (R + r cos v) sin u, r sin v), u the angle around the
+    z axis and v the angle around the tube, so it satisfies (sqrt(x^2 + y^2) - R)^2 + z^2 = r^2.
+    default: points uniform by surface area, r = 0.7 and noise 0.02 unless given.
+    paper: the DVAE authors' torus, radii R = 2 and r = 1 unless given, on a grid uniform in
+    the two angles (`_grid_torus`), noise-free unless given.
+    Factors "u" and "v" in [0, 2 pi); label = 8 equal bins of u.
+    """
+    n = _check_n(n, "make_torus")
+    variant = _check_variant(variant, "make_torus")
+    noise = _variant_noise(noise, 0.02, variant, "make_torus")
+    ambient_dim = _check_ambient(ambient_dim, native_dim("torus", variant), "make_torus")
+    if r is None:
+        r = 1.0 if variant == "paper" else 0.7
+    if not (R > r > 0):
+        raise UserError(f"make_torus: need R > r > 0 for a ring torus, got R={R!r}, r={r!r}")
+    rng = np.random.default_rng(seed)
+    if variant == "paper":
+        u, v = _grid_torus(n, rng)
+        source = "generated: the DVAE authors' torus grid in R^3"
+    else:
+        u, v = _area_uniform_torus(n, R, r, rng)
+        source = "generated: noisy torus in R^3"
     ring = R + r * np.cos(v)
     points = np.stack([ring * np.cos(u), ring * np.sin(u), r * np.sin(v)], axis=1)
-    meta = _manifold_meta("generated: noisy torus in R^3", seed, noise, ambient_dim, NATIVE_DIM["torus"])
+    meta = {**_manifold_meta(source, seed, noise, ambient_dim, NATIVE_DIM["torus"]), "variant": variant}
     return RawDataset(
         x=_place(points, ambient_dim, noise, rng, seed),
         label=_bins(u, 0.0, TWO_PI, 8),
@@ -652,10 +776,10 @@ def check_options(name: str, options: dict, where: str = "params.yaml") -> None:
             kind = "generated" if name in EMBEDDED else "downloaded"
             raise UserError(f"{where}: `data.options.{name}.{key}`: dataset `{name}` ({kind}) has no option `{key}` "
                             f"({takes}): remove it")
-    ambient, native = options.get("ambient_dim"), NATIVE_DIM.get(name)
+    ambient, native = options.get("ambient_dim"), native_dim(name, options.get("variant", "default"))
     if ambient is not None and native is not None and ambient < native:
         raise UserError(f"{where}: `data.options.{name}.ambient_dim` = {ambient} is below the {name}'s native "
-                        f"dimension {NATIVE_DIM[name]}: set it to {NATIVE_DIM[name]} or more, or remove it")
+                        f"dimension {native}: set it to {native} or more, or remove it")
 
 
 def generate(name: str, n: int, seed: int, options: dict | None = None, where: str = "params.yaml") -> RawDataset:

@@ -4,10 +4,11 @@ model's latent interpolations between two lines are.
 Protocol (the authors' `lib/eval.py`, reproduced exactly):
 
 * Every decoded image is compared with a reference set of 10,000 lines drawn at the angles
-  `linspace(0, 2 pi, 10000, endpoint=False)` by the same renderer as the dataset
-  (`aebench.data.synthetic.draw_lines`, background -1, line +1), using the cosine distance
-  between flattened pixels (scipy's `cdist(..., "cosine")`, computed here in float64). Each
-  image keeps its smallest distance and that reference line's angle.
+  `linspace(0, 2 pi - 2 pi / 10000, 10000)` (the authors' expression) by the same renderer as
+  the dataset (`aebench.data.synthetic.draw_lines`, bit-identical to the authors' renderer,
+  float64 pixels, background -1, line +1), using the cosine distance between flattened pixels
+  (scipy's `cdist(..., "cosine")`, computed here in float64). Each image keeps its smallest
+  distance and that reference line's angle.
 * Mean Distance: the mean of those smallest distances over every image of every
   interpolation (the paper's tables show it x 10^-3). A realistic image is close to some
   line, whatever its angle.
@@ -19,12 +20,16 @@ Protocol (the authors' `lib/eval.py`, reproduced exactly):
   undefined ones count as 0); it is NaN when none is defined, as in the authors' code.
 
 Pixel convention: the metric works in the paper's [-1, 1] pixel range, and the cosine
-distance is not invariant to that choice (in [0, 1] the background would weigh nothing). The
-models here decode into [0, 1] (the dataset's uint8 / 255), so `interpolation_suite` maps
-decoded images with `2 x - 1` before calling `lines_metrics`.
+distance is not invariant to that choice (in [0, 1] the background would weigh nothing). It
+scores the raw decoder output, as the authors do (their decoders end in a linear layer and
+nothing clips the images before `line_eval`): `interpolation_suite` asks a model for
+`decode_raw(z)`, its unclamped output in the paper's range (the ACAI family,
+`aebench.models.acai_family`), and maps the others' `decode(z)` (pixel intensities in
+[0, 1], for most models a sigmoid's output) with `2 x - 1`. Clamping would change the
+scores: pixels outside [-1, 1] move the cosine distance.
 
-Public API: `lines_metrics`, `closest_lines`, `smoothness_scores`, `interpolate_codes` and
-the evaluation suite `interpolation_suite`.
+Public API: `lines_metrics`, `closest_lines`, `smoothness_scores`, `interpolate_codes`,
+`decode_paper_range` and the evaluation suite `interpolation_suite`.
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ import math
 
 import numpy as np
 
-__all__ = ["lines_metrics", "closest_lines", "smoothness_scores", "interpolate_codes", "interpolation_suite",
-           "N_REFERENCE", "N_PAIRS", "N_STEPS"]
+__all__ = ["lines_metrics", "closest_lines", "smoothness_scores", "interpolate_codes", "decode_paper_range",
+           "interpolation_suite", "N_REFERENCE", "N_PAIRS", "N_STEPS"]
 
 N_REFERENCE = 10_000  # reference lines (authors' eval.closest_line)
 N_PAIRS = 256  # interpolations evaluated (authors' eval_custom_lines32)
@@ -51,8 +56,8 @@ def _reference(size: int) -> tuple[np.ndarray, np.ndarray]:
     """(angles, unit-norm flattened reference lines in float64), computed once per size."""
     from aebench.data.synthetic import draw_lines
 
-    angles = np.linspace(0.0, 2.0 * math.pi, N_REFERENCE, endpoint=False)
-    lines = draw_lines(angles, size=size).reshape(N_REFERENCE, -1).astype(np.float64)
+    angles = np.linspace(0.0, 2.0 * math.pi - 2.0 * math.pi / N_REFERENCE, N_REFERENCE)
+    lines = draw_lines(angles, size=size, dtype=np.float64).reshape(N_REFERENCE, -1)
     lines /= np.linalg.norm(lines, axis=1, keepdims=True)
     for a in (angles, lines):
         a.flags.writeable = False
@@ -130,6 +135,22 @@ def interpolate_codes(z_left: np.ndarray, z_right: np.ndarray, steps: int = N_ST
     return (z_left[:, None, :] * (steps - 1 - t) + z_right[:, None, :] * t) / (steps - 1)
 
 
+def decode_paper_range(model, z: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Images decoded from codes `z`, in the paper's [-1, 1] range and unclamped: the model's
+    `decode_raw(z)` where it has one (its output before the pipeline's [0, 1] clamp), else
+    `2 decode(z) - 1`."""
+    import torch
+
+    from aebench.evaluate import decode_all
+
+    raw = getattr(model, "decode_raw", None)
+    if raw is None:
+        return 2.0 * decode_all(model, z, batch_size) - 1.0
+    zt = torch.as_tensor(z, dtype=torch.float32, device=model.device)
+    with torch.no_grad():
+        return torch.cat([raw(zt[i:i + batch_size]).cpu() for i in range(0, len(zt), batch_size)]).numpy()
+
+
 def interpolation_suite(ctx) -> dict[str, float]:
     """Evaluation suite (`aebench.evaluate.SUITES`): on `lines`, `interp_mean_distance` and
     `interp_smoothness` from 256 test pairs x 16 steps; on every image dataset, the figure
@@ -138,10 +159,10 @@ def interpolation_suite(ctx) -> dict[str, float]:
     Pairs: a seeded random choice of 512 distinct test rows (the same for every model, as the
     seed is the evaluate section's), the first 256 paired with the last 256, like the
     authors' pool of 512 test images. Codes are the evaluator's `ctx.z_test` (the model's
-    deterministic `encode`).
+    deterministic `encode`). The metrics score the raw decoder output
+    (`decode_paper_range`); the figure shows it clipped to [0, 1].
     """
     from aebench import figures
-    from aebench.evaluate import decode_all
 
     if ctx.test.kind != "image":
         return {}
@@ -153,13 +174,14 @@ def interpolation_suite(ctx) -> dict[str, float]:
     is_lines = ctx.test.dataset == "lines"
     shown = pairs if is_lines else min(pairs, ctx.figure_examples)
     codes = interpolate_codes(ctx.z_test[rows[:shown]], ctx.z_test[rows[pairs:pairs + shown]])
-    decoded = decode_all(ctx.model, codes.reshape(-1, codes.shape[-1]))
+    decoded = decode_paper_range(ctx.model, codes.reshape(-1, codes.shape[-1]))
     decoded = decoded.reshape(shown, N_STEPS, *decoded.shape[1:])
     strips = min(shown, ctx.figure_examples)
-    figures.save(figures.image_grid(list(decoded[:strips]), [f"pair {i + 1}" for i in range(strips)],
+    figures.save(figures.image_grid(list(np.clip((decoded[:strips] + 1.0) / 2.0, 0.0, 1.0)),
+                                    [f"pair {i + 1}" for i in range(strips)],
                                     f"Latent interpolations ({N_STEPS} steps, ends are reconstructions)"),
                  ctx.plots / "interpolations.png")
     if not is_lines:
         return {}
-    metrics = lines_metrics(2.0 * decoded - 1.0, size=decoded.shape[-1])  # [0, 1] -> the paper's [-1, 1]
+    metrics = lines_metrics(decoded, size=decoded.shape[-1])
     return {"interp_mean_distance": metrics["mean_distance"], "interp_smoothness": metrics["smoothness"]}

@@ -30,8 +30,14 @@ ignores the data's topology.
   the loss a neighbourhood ELBO and gave sharp lines and walks along the angle (0.016).
 - Sampling by random walks (the authors' `walk`): from seed codes, repeat `walk_steps` times:
   branch each walker `walk_branch` ways, z ~ N(mu, Sigma(mu)), x' = dec(z), mu = mu(x').
-  The authors evaluate with 4 steps and branch factor 2. The seeds are diffusion coordinates
-  of training points kept in the checkpoint (`seed_codes`), so sampling needs no data.
+  The authors evaluate with 4 steps and branch factor 2. By default the seeds are diffusion
+  coordinates of training points kept in the checkpoint (`seed_codes`), so sampling needs no
+  data; `walk_seeds: test_data` starts from mu(x) of random test inputs instead, as the
+  authors' evaluation does (the evaluator hands them over through `start_sampling_from`).
+
+Where the defaults differ from the authors' code, a field gives the authors' value (the
+paper preset sets it): `local_cov: uncentred`, `recon_loss: mse`, `walk_seeds: test_data`;
+their example notebook also uses `neighbours: 2` and latent_dim 3 on the loop.
 
 Data: the model needs its dataset's diffusion map while training. The train stage calls
 `prepare(dataset, root)`, which reads `data/diffmap/<dataset>/embedding.parquet` (every split's
@@ -42,8 +48,9 @@ batch, no embedding term: the model contract's smoke test), but training through
 refuses to start.
 
 Evaluation: the evaluator's topology suite scores the walks' samples (`gw_distance`,
-`offmanifold_rate`) and the codes (`trustworthiness`) as it does every model's; `extra_metrics`
-adds the figure of single random walks (`random_walk.png`).
+`offmanifold_rate`), the codes (`trustworthiness`) and the decoder at the codes
+(`bilipschitz`, the authors' locally bi-Lipschitz constant) as it does every model's;
+`extra_metrics` adds the figure of single random walks (`random_walk.png`).
 """
 
 from __future__ import annotations
@@ -72,16 +79,22 @@ class DVAEConfig(ModelConfig):
                                                   "notebook runs use 2)")
     cov_reg: float = Field(0.1, gt=0, description="added to the local covariance (the authors' lam = 0.1)")
     local_cov: Literal["centred", "uncentred"] = Field(
-        "centred", description="neighbours' covariance, or the authors' uncentred sum of outer products")
+        "centred", description="neighbours' covariance (divided by k), or the authors' uncentred sum of outer "
+                               "products (not divided). Paper: uncentred")
     kl_weight: float = Field(2.0, ge=0, description="weight of the KL (the authors' term is twice the KL)")
     embed_weight: float = Field(1.0, gt=0, description="weight of ||mu(x) - diffusion coordinates||^2")
     recon_loss: Literal["mse", "nll"] = Field(
-        "nll", description="decoder loss on the neighbours: the authors' mean squared error, or the negative "
-                           "log-likelihood in nats (Bernoulli for images, Gaussian for vectors)")
+        "nll", description="decoder loss on the neighbours: the authors' squared error averaged over pixels and the "
+                           "k neighbours, or the negative log-likelihood in nats (Bernoulli for images, Gaussian for "
+                           "vectors). Paper: mse")
     head_hidden: int = Field(500, gt=0, description="hidden units of each covariance head (authors: [500])")
     walk_steps: int = Field(4, ge=0, description="random-walk steps per sample (authors' evaluation: 4)")
     walk_branch: int = Field(2, gt=0, description="walkers spawned per walker and step (authors: 2)")
     seed_bank: int = Field(2000, gt=0, description="diffusion coordinates of training points kept for walk seeds")
+    walk_seeds: Literal["train_codes", "test_data"] = Field(
+        "train_codes", description="where walks start: the kept diffusion coordinates of training points (sampling "
+                                   "needs no data), or mu(x) of the test inputs the evaluator hands over (without "
+                                   "them, the kept codes). Paper: test_data (random test images)")
 
 
 def sqrt_covariance(V: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
@@ -130,6 +143,7 @@ class DVAE(AutoEncoderBase):
         self._table_codes: torch.Tensor | None = None
         self._train: dict[str, torch.Tensor] | None = None
         self._bank: torch.Tensor | None = None
+        self._walk_data: torch.Tensor | None = None  # walk_seeds: test_data, from `start_sampling_from`
 
     # -- the diffusion map --------------------------------------------------------------
     def prepare(self, dataset: str, root: Path | None = None) -> str:
@@ -254,13 +268,26 @@ class DVAE(AutoEncoderBase):
             mu = self.encoder(x)
         return path
 
+    def start_sampling_from(self, x: torch.Tensor) -> None:
+        """Under `walk_seeds: test_data`, later walks start from mu of rows of `x` (the evaluator
+        hands over the test inputs); under `train_codes` the data are not needed."""
+        if self.config.walk_seeds == "test_data":
+            self._walk_data = x
+
+    @torch.no_grad()
+    def walk_seeds(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n seed codes drawn with replacement: mu(x) of the inputs handed to
+        `start_sampling_from`, else the kept diffusion coordinates of training points."""
+        pool = self.seed_codes if self._walk_data is None else self._walk_data
+        pick = torch.randint(len(pool), (n,), generator=generator).to(pool.device)
+        return self.seed_codes[pick] if self._walk_data is None else self.encoder(pool[pick])
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         cfg = self.config
         leaves = cfg.walk_branch ** cfg.walk_steps
-        n_seeds = math.ceil(n / leaves)
-        pick = torch.randint(len(self.seed_codes), (n_seeds,), generator=generator).to(self.seed_codes.device)
-        out = self.random_walk(self.seed_codes[pick], cfg.walk_steps, cfg.walk_branch, generator)[-1]
+        seeds = self.walk_seeds(math.ceil(n / leaves), generator)
+        out = self.random_walk(seeds, cfg.walk_steps, cfg.walk_branch, generator)[-1]
         order = torch.randperm(len(out), generator=generator).to(out.device)
         return out[order[:n]]
 
@@ -274,8 +301,7 @@ class DVAE(AutoEncoderBase):
     def _walk_figure(self, ctx, generator: torch.Generator, walks: int = 4, steps: int = 10) -> None:
         from aebench import figures
 
-        pick = torch.randint(len(self.seed_codes), (walks,), generator=generator).to(self.seed_codes.device)
-        path = [p.cpu().numpy() for p in self.random_walk(self.seed_codes[pick], steps, 1, generator)]
+        path = [p.cpu().numpy() for p in self.random_walk(self.walk_seeds(walks, generator), steps, 1, generator)]
         if ctx.test.kind == "image":
             rows = [np.stack([p[w] for p in path]) for w in range(walks)]
             fig = figures.image_grid(rows, [f"walk {w + 1}" for w in range(walks)], "DVAE random walks (seed first)")
