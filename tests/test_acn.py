@@ -10,8 +10,10 @@ import pytest
 import torch
 from torch import distributions as D
 
+from aebench.metrics.representation import knn_acc
 from aebench.models import build_model, checkpoint_payload, load_checkpoint
-from aebench.models.acn import PriorNetwork, mixture_log_prob, nearest_codes, nearest_neighbour_chain
+from aebench.models.acn import (PriorNetwork, chain_coding_cost, mixture_log_prob, nearest_codes,
+                                nearest_neighbour_chain)
 from aebench.models.base import DataInfo
 
 INFO = DataInfo((1, 8, 8), "image", 10, 120)
@@ -133,6 +135,46 @@ def test_prior_network_wiring_and_kl():
 def test_nearest_neighbour_chain_known_answer():
     points = torch.tensor([[0.0], [10.0], [1.0], [11.0], [2.0]])
     assert nearest_neighbour_chain(points).tolist() == [0, 2, 4, 1, 3]
+    assert nearest_neighbour_chain(points, start=3).tolist() == [3, 1, 4, 2, 0]
+    codes = torch.randn(50, 4)
+    assert sorted(nearest_neighbour_chain(codes).tolist()) == list(range(50)), "every code exactly once"
+
+
+# Five 2-D codes on a line; row 1 is nearest the origin, so the chain is rows 1, 3, 0, 2, 4.
+CHAIN_CODES = torch.tensor([[4.0, 0.0], [0.5, 0.0], [9.0, 0.0], [2.0, 0.0], [20.0, 0.0]], dtype=torch.float64)
+
+
+def unit_gaussian_prior_kl(code, previous):
+    """KL(N(code, I) || N(previous, I)): a prior that is the predecessor's own posterior."""
+    return 0.5 * (code - previous).pow(2).sum(1)
+
+
+def test_coding_cost_chain_protocol_known_answer():
+    """The first code (nearest the origin) pays |c|^2 / 2 under N(0, I); each later one pays its
+    KL under the prior of the code sent just before it; costs come back in row order."""
+    assert nearest_neighbour_chain(CHAIN_CODES).tolist() == [1, 3, 0, 2, 4]
+    per_datum = chain_coding_cost(CHAIN_CODES, unit_gaussian_prior_kl, batch_size=2)  # batches cross the chain
+    # row 0 follows row 3 (4 - 2), row 1 is first (0.5^2 / 2), row 2 follows row 0 (9 - 4),
+    # row 3 follows row 1 (2 - 0.5), row 4 follows row 2 (20 - 9)
+    assert per_datum.tolist() == [2.0, 0.125, 12.5, 1.125, 60.5]
+
+
+def test_coding_cost_depends_on_the_set_of_codes_not_their_row_order():
+    codes = torch.randn(30, 3, dtype=torch.float64)
+    perm = torch.randperm(30)
+    cost = chain_coding_cost(codes, unit_gaussian_prior_kl)
+    torch.testing.assert_close(chain_coding_cost(codes[perm], unit_gaussian_prior_kl), cost[perm])
+
+
+def test_acn_coding_cost_conditions_each_code_on_its_chain_predecessor():
+    model = acn().double()
+    codes = torch.randn(12, 4, dtype=torch.float64)
+    order = nearest_neighbour_chain(codes)
+    expected = torch.empty(12, dtype=torch.float64)
+    expected[order[0]] = 0.5 * codes[order[0]].pow(2).sum()
+    with torch.no_grad():
+        expected[order[1:]] = model.prior.kl_from_unit_gaussian(codes[order[1:]], codes[order[:-1]])
+    torch.testing.assert_close(model.coding_cost(codes), expected)
 
 
 def test_daydreams_and_extra_metrics(tmp_path):
@@ -151,8 +193,11 @@ def test_daydreams_and_extra_metrics(tmp_path):
                                train=SimpleNamespace(label=labels))
 
     # codes far larger than the unit posterior noise are readable; codes far smaller are not,
-    # though their means still separate the labels perfectly
-    assert model.extra_metrics(context(1e-3, "vector"))["knn_acc_sampled"] < 0.8
+    # though their means still separate the labels: the evaluator's knn_acc (on the means)
+    # reports that side beside knn_acc_sampled
+    collapsed = context(1e-3, "vector")
+    assert model.extra_metrics(collapsed)["knn_acc_sampled"] < 0.8
+    assert knn_acc(collapsed.z_train, labels, collapsed.z_test, labels, k=3) >= 0.9
     ctx = context(1e4)
     metrics = model.extra_metrics(ctx)
     assert metrics["knn_acc_sampled"] > 0.9

@@ -24,23 +24,30 @@ What this file implements, and why each choice:
   usual deep-MLP wiring), giving an independent mixture of Gaussians per latent dimension.
 - Loss per datum: KL(q || p(z | c_hat)) - log r(x | z), with the KL estimated by one sample
   z ~ q (the mixture prior has no closed form), z also feeding the decoder.
-- Coding cost (`extra_metrics`): the test codes ordered as a greedy nearest-neighbour chain,
-  each used once, the first coded under N(0, I) and every other under p(z | previous code).
-  That KL has no closed form either; here it is computed by Gauss-Hermite quadrature per
-  dimension (the prior factorises over dimensions), a deterministic and accurate estimate of
-  the same expectation the training loss samples.
+- Data: with `binarize` (the default) images are thresholded at 0.5 before the encoder and
+  the likelihood see them (`pixelcnn.DecoderConfig`), so both decoders model the paper's
+  binarised data and every nat is a true negative log-likelihood, the same data as `vae`'s.
+- Coding cost (`extra_metrics`, protocol in `chain_coding_cost`): every test code sent once,
+  along a greedy nearest-neighbour chain that starts at the code nearest the origin; the
+  first coded under N(0, I), every other under p(z | the code sent before it). That KL has
+  no closed form either; here it is computed by Gauss-Hermite quadrature per dimension (the
+  prior factorises over dimensions), a deterministic and accurate estimate of the same
+  expectation the training loss samples.
 - Sampling by daydreaming: encode a seed, draw z ~ p(z | its code), decode, re-encode, repeat.
 
 Every constant is a config field. K = 5 follows both public reimplementations (not confirmed
 in the paper text available to us); the number of mixture components (10) is likewise ours.
 Codes are 16-dimensional by default (`latent_dim`, shared with the other models).
 `knn_acc_sampled` (see `extra_metrics`) is how the benchmark checks the paper's claim that
-codes stay informative: k-NN on posterior means cannot see a collapse.
+codes stay informative: k-NN on posterior means cannot see a collapse. That k-NN on the
+posterior means (the codes c) is the evaluator's `knn_acc`, on the same train rows and k, so
+the two stand side by side in every ACN and VAE run.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -50,21 +57,19 @@ from torch import nn
 
 from aebench import distributed
 from aebench.models import register
-from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig
-from aebench.models.pixelcnn import DecoderKind, PixelCNNConfig, make_decoder
+from aebench.models.base import AutoEncoderBase, DataInfo, binarize
+from aebench.models.pixelcnn import DecoderConfig, make_decoder
 from aebench.nets import build_encoder
 
 LOG_2PI = math.log(2 * math.pi)
 MIN_LOG_SCALE = -7.0  # keeps a mixture component from collapsing onto a point (density -> inf)
 
 
-class ACNConfig(ModelConfig):
+class ACNConfig(DecoderConfig):
     neighbours: int = Field(5, ge=1, description="K: c_hat is drawn uniformly from the K nearest table codes")
     prior_hidden: int = Field(512, gt=0, description="tanh units per hidden layer of the prior network")
     prior_layers: int = Field(3, ge=1, description="hidden layers of the prior network")
     mixture_components: int = Field(10, ge=1, description="Gaussians in the prior's mixture, per latent dimension")
-    decoder: DecoderKind = Field("deconv", description="p(x|z): the foundation's decoder or a conditional PixelCNN")
-    pixelcnn: PixelCNNConfig = PixelCNNConfig()
     search_chunk: int = Field(16384, gt=0, description="table rows per matrix product in the neighbour search")
     daydream_steps: int = Field(8, ge=1, description="encode-sample-decode rounds in `sample` and the figure")
     kl_quadrature_nodes: int = Field(32, ge=4, description="Gauss-Hermite nodes per dimension for the coding cost")
@@ -104,20 +109,47 @@ def nearest_codes(queries: torch.Tensor, table: torch.Tensor, k: int, exclude: t
 
 
 @torch.no_grad()
-def nearest_neighbour_chain(codes: torch.Tensor, start: int = 0) -> torch.Tensor:
-    """An ordering of all rows: from `start`, always step to the nearest row not yet used.
-    Sequential by nature (each step depends on the last), so one matrix-vector product per
-    datum; a used row's norm is set to +inf, which keeps it out of every later argmin."""
+def nearest_neighbour_chain(codes: torch.Tensor, start: int | None = None) -> torch.Tensor:
+    """An ordering of all rows: from `start`, always step to the nearest (Euclidean) row not
+    yet used; ties go to the lowest row. The default start is the row nearest the origin (the
+    cheapest first message under N(0, I)), so the chain depends on the set of codes and not on
+    the order of their rows. Sequential by nature (each step depends on the last), so one
+    matrix-vector product per datum; a used row's norm is set to +inf, which keeps it out of
+    every later argmin."""
     n = len(codes)
     norms = codes.pow(2).sum(1)
     order = torch.empty(n, dtype=torch.long, device=codes.device)
-    current = start
+    current = int(norms.argmin()) if start is None else start
     for i in range(n):
         order[i] = current
         norms[current] = math.inf
         if i + 1 < n:
             current = int(torch.addmv(norms, codes, codes[current], alpha=-2).argmin())
     return order
+
+
+@torch.no_grad()
+def chain_coding_cost(codes: torch.Tensor, kl_after: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                      batch_size: int = 256) -> torch.Tensor:
+    """Per-datum coding cost (nats, one per row of `codes`, in row order) of sending every
+    code once along its nearest-neighbour chain: the protocol behind `coding_cost_nats`.
+
+    - The set: every row, each sent exactly once (the evaluator passes the posterior means
+      c(x) of the whole test split; posteriors are N(c, I)).
+    - The order: `nearest_neighbour_chain` from the code nearest the origin.
+    - The first code is coded under the standard prior, KL(N(c, I) || N(0, I)) = |c|^2 / 2.
+    - Every later code c_i under the prior conditioned on the code sent just before it:
+      `kl_after(c_i, c_{i-1})` = KL(N(c_i, I) || p(z | c_{i-1})), batched along the chain.
+    The conditioning code is the chain's predecessor, a test code the receiver already holds,
+    not one of the K nearest training codes that training draws from."""
+    order = nearest_neighbour_chain(codes)
+    chained = codes[order]
+    per_datum = torch.empty(len(codes), dtype=codes.dtype, device=codes.device)
+    per_datum[order[0]] = 0.5 * chained[0].pow(2).sum()
+    for i in range(1, len(chained), batch_size):
+        current = chained[i:i + batch_size]
+        per_datum[order[i:i + len(current)]] = kl_after(current, chained[i - 1:i - 1 + len(current)])
+    return per_datum
 
 
 def gather_from_ranks(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -204,12 +236,18 @@ class ACN(AutoEncoderBase):
         super().__init__(config, info)
         d = config.latent_dim
         self.encoder = build_encoder(info.shape, d, config.arch, config.width)
-        self.decoder = make_decoder(config.decoder, info, d, config.arch, config.width, config.pixelcnn)
+        self.decoder = make_decoder(config.decoder, info, d, config.arch, config.width, config.pixelcnn,
+                                    config.sigma_init)
         self.prior = PriorNetwork(d, config.prior_hidden, config.prior_layers, config.mixture_components)
         self.register_buffer("codes", torch.randn(info.n_train, d))
+        self.binarized = config.binarizes(info)
+
+    def observe(self, x: torch.Tensor) -> torch.Tensor:
+        """The data as the model sees and scores it: binarised images under `binarize`."""
+        return binarize(x) if self.binarized else x
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        return self.encoder(self.observe(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder.decode(z)
@@ -223,6 +261,7 @@ class ACN(AutoEncoderBase):
     def per_datum(self, x: torch.Tensor, exclude: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(-log r(x | z), sampled KL(q || p(z | c_hat)), code c) per datum, for z ~ q."""
+        x = self.observe(x)
         c = self.encoder(x)
         c_hat = self.neighbour_codes(c, exclude)
         noise = torch.randn_like(c)
@@ -268,7 +307,7 @@ class ACN(AutoEncoderBase):
         for _ in range(steps):
             x = self.decoder.decode(self.prior.sample(c, generator), generator)
             images.append(x)
-            c = self.encoder(x)
+            c = self.encode(x)
         return images
 
     @torch.no_grad()
@@ -279,27 +318,25 @@ class ACN(AutoEncoderBase):
 
     # -- evaluation ----------------------------------------------------------------------
     @torch.no_grad()
-    def coding_cost(self, codes: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Per-datum KL of the codes sent along their nearest-neighbour chain (in chain order)."""
-        chained = codes[nearest_neighbour_chain(codes)]
-        kl = [0.5 * chained[:1].pow(2).sum(1)]  # KL(N(c, I) || N(0, I)): the first has no predecessor
-        for i in range(1, len(chained), batch_size):
-            current = chained[i:i + batch_size]
-            previous = chained[i - 1:i - 1 + len(current)]
-            kl.append(self.prior.kl_from_unit_gaussian(current, previous, self.config.kl_quadrature_nodes))
-        return torch.cat(kl)
+    def coding_cost(self, codes: torch.Tensor) -> torch.Tensor:
+        """Per-datum KL (row order) of the codes sent along their chain (`chain_coding_cost`),
+        each under this model's prior conditioned on the code before it."""
+        nodes = self.config.kl_quadrature_nodes
+        return chain_coding_cost(codes, lambda c, previous: self.prior.kl_from_unit_gaussian(c, previous, nodes))
 
     @torch.no_grad()
     def extra_metrics(self, ctx) -> dict[str, float]:
-        """coding_cost_nats (chain KL per datum), its reconstruction term and their sum; with
-        labels, knn_acc_sampled: k-NN accuracy on codes drawn from q (c + unit noise) rather than
-        on c, i.e. on what the decoder can actually read (chance when codes carry nothing, even
-        where the means still cluster); and the daydream figure for image data."""
+        """coding_cost_nats (chain KL per datum over the whole test split), its reconstruction
+        term -log r(x | z) for one seeded z ~ q per datum, and their sum; with labels,
+        knn_acc_sampled: k-NN accuracy on codes drawn from q (c + unit noise) rather than on c,
+        i.e. on what the decoder can actually read (chance when codes carry nothing, even where
+        the means still cluster: the evaluator's `knn_acc` on c shows that side); and the
+        daydream figure for image data."""
         codes = torch.as_tensor(ctx.z_test, dtype=torch.float32, device=self.device)
         kl = self.coding_cost(codes)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(ctx.seed)
-            recon = torch.cat([self.decoder.nll(c + torch.randn_like(c), x).cpu()
+            recon = torch.cat([self.decoder.nll(c + torch.randn_like(c), self.observe(x)).cpu()
                                for c, x in zip(codes.split(256), ctx.test_x.split(256))])
             if ctx.test.kind == "image":
                 self._daydream_figure(ctx)
@@ -317,7 +354,7 @@ class ACN(AutoEncoderBase):
     def _daydream_figure(self, ctx) -> None:
         from aebench import figures
 
-        seeds = ctx.test_x[:min(6, ctx.figure_examples, len(ctx.test_x))]
+        seeds = self.observe(ctx.test_x[:min(6, ctx.figure_examples, len(ctx.test_x))])
         generator = torch.Generator().manual_seed(ctx.seed)
         chain = [seeds] + self.dream(self.encoder(seeds), self.config.daydream_steps, generator)
         frames = torch.stack(chain, 1).cpu().numpy()  # (seeds, steps + 1, C, H, W)

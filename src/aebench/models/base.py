@@ -31,11 +31,11 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import asdict, dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 
 from aebench.config import Strict
@@ -48,6 +48,21 @@ class ModelConfig(Strict):
     latent_dim: int = Field(16, gt=0, description="size of the representation")
     arch: Literal["auto", "conv", "mlp", "acai"] = "auto"
     width: int = Field(32, gt=0, description="first conv layer's channels; MLP hidden units = 8 x width")
+    latent_side: Optional[int] = Field(
+        None, gt=0, description="arch acai: side of the code map (the authors' --latent_width); the code is "
+                                "latent_dim / side^2 channels on it. None: derived from latent_dim. Paper: 2 on lines "
+                                "(64 = 2x2x16), 4 on MNIST/SVHN/CIFAR (32 = 4x4x2, 256 = 4x4x16)")
+    pad_to: Optional[int] = Field(
+        None, gt=0, description="arch acai: pad images to pad_to x pad_to with their background before the encoder "
+                                "and crop the decoder's output back. None: no padding. Paper: 32 on MNIST")
+
+    @field_validator("latent_side", "pad_to")
+    @classmethod
+    def _acai_only(cls, value: Optional[int], info: ValidationInfo) -> Optional[int]:
+        """Other nets would silently ignore these options."""
+        if value is not None and info.data.get("arch") != "acai":
+            raise ValueError(f"shapes the `arch: acai` nets only: set `arch: acai` or remove `{info.field_name}`")
+        return value
 
 
 @dataclass(frozen=True)
@@ -71,11 +86,11 @@ class Likelihood(nn.Module):
     """p(x | z) from decoder outputs: Bernoulli on pixel intensities for images (the usual
     choice for MNIST-like data, in nats), Gaussian with a learned global scale for vectors."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, sigma_init: float = 1.0):
         super().__init__()
         self.kind = kind
         if kind == "vector":
-            self.log_sigma = nn.Parameter(torch.zeros(()))
+            self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma_init)))
 
     def mean(self, out: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(out) if self.kind == "image" else out
@@ -87,6 +102,16 @@ class Likelihood(nn.Module):
         var = torch.exp(2 * self.log_sigma)
         per_dim = 0.5 * ((x - out) ** 2 / var + 2 * self.log_sigma + math.log(2 * math.pi))
         return per_dim.flatten(1).sum(1)
+
+
+def binarize(x: torch.Tensor) -> torch.Tensor:
+    """Pixel intensities thresholded at 0.5 (1 above, 0 at or below), in x's dtype.
+
+    The one binarisation of the models with a Bernoulli likelihood (their `binarize` option,
+    and the binary PixelCNN's discretisation), so a feed-forward and an autoregressive decoder
+    model the same binary data, on which the Bernoulli cross-entropy is a true negative
+    log-likelihood. Deterministic (a fixed binarisation of the data) and idempotent."""
+    return (x > 0.5).to(x.dtype)
 
 
 def adam(params, lr: float, **kwargs) -> torch.optim.Adam:

@@ -8,7 +8,8 @@ ACN's cheap local prior keeps its codes informative. Testing that needs a decode
 autoregressive, conditioned on z, and selectable for both `acn` and `vae`.
 
 The network (van den Oord et al. 2016, "Conditional image generation with PixelCNN decoders"):
-- pixels are discretised: `levels = 2` binarises at 0.5 and uses one Bernoulli per pixel and
+- pixels are discretised: `levels = 2` binarises at 0.5 (`base.binarize`, the threshold the
+  models' `binarize` option applies for both decoders) and uses one Bernoulli per pixel and
   channel (binarised MNIST, as in the ACN paper); `levels > 2` quantises to that many levels
   and uses a categorical distribution;
 - a vertical stack sees the rows above, a horizontal stack the pixels to the left, so there is
@@ -22,6 +23,15 @@ The network (van den Oord et al. 2016, "Conditional image generation with PixelC
 - channels of one pixel are conditionally independent given z and the earlier pixels, a
   valid autoregressive factorisation that keeps the masks simple for colour images.
 Ordering is raster order over pixels: output pixel i depends only on input pixels < i.
+
+Size: the ACN paper's decoder is a gated PixelCNN, but the text available to us gives no
+depth or width (no official code exists), so the paper profile's size is ours: the smallest
+kernel-5 stack whose context covers a whole MNIST image, `layers: 14, channels: 64, kernel: 5`
+(context_rows = 14 * 2 + 1 = 29 >= 28; 64 feature maps is the usual gated-PixelCNN width on
+binarised MNIST). The posterior-collapse claim needs a decoder that can model the image
+without z, hence the full context. Cost on 2 CPU cores (batch 64, ACN, measured on a loaded
+machine): 4 x 16 x 3 1.1 s/step, 8 x 32 x 5 9.6 s/step, 8 x 64 x 5 24 s/step, so about 43
+s/step (10 hours per 844-step MNIST epoch) for the paper size: a GPU setting.
 """
 
 from __future__ import annotations
@@ -30,20 +40,23 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from aebench.config import Strict
-from aebench.models.base import DataInfo, Likelihood
+from aebench.models.base import DataInfo, Likelihood, ModelConfig, binarize
 from aebench.nets import Arch, build_decoder
 
 DecoderKind = Literal["deconv", "pixelcnn"]
 
 
 class PixelCNNConfig(Strict):
-    layers: int = Field(5, ge=1, description="gated layers (the first one's horizontal mask is type A)")
-    channels: int = Field(32, gt=0, description="feature maps per stack")
-    kernel: int = Field(5, ge=3, description="odd filter width: each layer reaches kernel // 2 pixels further")
+    layers: int = Field(5, ge=1, description="gated layers (the first one's horizontal mask is type A); context "
+                                             "rows = layers * (kernel // 2) + 1. Paper profile (28x28): 14, the "
+                                             "full image's context (the paper gives no size)")
+    channels: int = Field(32, gt=0, description="feature maps per stack. Paper profile: 64 (the paper gives no size)")
+    kernel: int = Field(5, ge=3, description="odd filter width: each layer reaches kernel // 2 pixels further. "
+                                             "Paper profile: 5")
     levels: int = Field(2, ge=2, le=256, description="2: Bernoulli on binarised pixels; >2: categorical on quantised")
 
     @field_validator("kernel")
@@ -52,6 +65,42 @@ class PixelCNNConfig(Strict):
         if kernel % 2 == 0:
             raise ValueError(f"must be odd, got {kernel}")
         return kernel
+
+
+class DecoderConfig(ModelConfig):
+    """The fields of the models whose decoder is either net below (the VAE family, ACN): which
+    p(x | z), and which data it models.
+
+    `binarize` applies to the whole model, encoder input and likelihood target alike: the model
+    sees and scores `base.binarize(x)`, the same binary image under either decoder, so `acn`
+    and `acn_pixelcnn` (and `vae`, `vae_pixelcnn`) model the same data and their nats (loss,
+    `neg_elbo`, `coding_cost_*`) are true negative log-likelihoods. The evaluator's
+    `recon_mse` and `psnr` still compare the decoder's output with the dataset's own test
+    images, the target every model shares, so for binarising models they include the
+    binarisation's own error (the distance of each grey image to its thresholded copy)."""
+
+    decoder: DecoderKind = Field("deconv", description="p(x|z): deconv, the feed-forward net (Bernoulli per pixel "
+                                                       "for images); pixelcnn, a conditional gated PixelCNN")
+    pixelcnn: PixelCNNConfig = PixelCNNConfig()
+    binarize: bool = Field(True, description="images: threshold pixels at 0.5 before encoding and scoring (the ACN "
+                                             "paper's binarised MNIST: true); false keeps grey levels, on which the "
+                                             "feed-forward decoder's Bernoulli cross-entropy is not a likelihood. "
+                                             "Vector data keeps its Gaussian likelihood either way")
+    sigma_init: float = Field(
+        1.0, gt=0, description="vector data: starting scale of the Gaussian likelihood's learned noise. Above the "
+                               "data's spread (the manifolds' std is 0.6-0.7) the model settles on explaining "
+                               "everything as noise, a stable collapse; 0.1 reconstructs")
+
+    @model_validator(mode="after")
+    def _binary_levels(self) -> "DecoderConfig":
+        if self.binarize and self.decoder == "pixelcnn" and self.pixelcnn.levels != 2:
+            raise ValueError(f"binarize: true leaves 2 pixel levels, but pixelcnn.levels is {self.pixelcnn.levels}: "
+                             "set pixelcnn.levels: 2 or binarize: false")
+        return self
+
+    def binarizes(self, info: DataInfo) -> bool:
+        """Whether the model built from this config models binarised data (images only)."""
+        return self.binarize and info.kind == "image"
 
 
 def down_shift(x: torch.Tensor) -> torch.Tensor:
@@ -142,7 +191,7 @@ class PixelCNN(nn.Module):
     def discretise(self, x: torch.Tensor) -> torch.Tensor:
         """Pixel intensities in [0, 1] -> integer levels 0..levels-1 (0.5 threshold when binary)."""
         if self.levels == 2:
-            return (x > 0.5).long()
+            return binarize(x).long()
         return (x * self.levels).floor().clamp(0, self.levels - 1).long()
 
     def to_intensity(self, q: torch.Tensor) -> torch.Tensor:
@@ -227,10 +276,10 @@ class FeedForwardDecoder(nn.Module):
     """The foundation's decoder net (`aebench.nets`) and `Likelihood`, behind the PixelCNN's
     interface: `nll(z, x)` and `decode(z, generator)` (here the likelihood's mean)."""
 
-    def __init__(self, info: DataInfo, latent_dim: int, arch: Arch, width: int):
+    def __init__(self, info: DataInfo, latent_dim: int, arch: Arch, width: int, sigma_init: float = 1.0, **nets):
         super().__init__()
-        self.net = build_decoder(latent_dim, info.shape, arch, width)
-        self.likelihood = Likelihood(info.kind)
+        self.net = build_decoder(latent_dim, info.shape, arch, width, **nets)
+        self.likelihood = Likelihood(info.kind, sigma_init)
 
     def nll(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.likelihood.nll(self.net(z), x)
@@ -240,8 +289,9 @@ class FeedForwardDecoder(nn.Module):
 
 
 def make_decoder(kind: DecoderKind, info: DataInfo, latent_dim: int, arch: Arch = "auto", width: int = 32,
-                 pixelcnn: PixelCNNConfig | None = None) -> nn.Module:
-    """p(x | z) with `nll(z, x) -> Tensor[B]` (nats) and `decode(z, generator) -> data-space Tensor`."""
+                 pixelcnn: PixelCNNConfig | None = None, sigma_init: float = 1.0, **nets) -> nn.Module:
+    """p(x | z) with `nll(z, x) -> Tensor[B]` (nats) and `decode(z, generator) -> data-space Tensor`.
+    `nets`: the feed-forward decoder's `arch: acai` options (`aebench.nets.build_decoder`)."""
     if kind == "pixelcnn":
         return PixelCNN(info, latent_dim, pixelcnn or PixelCNNConfig())
-    return FeedForwardDecoder(info, latent_dim, arch, width)
+    return FeedForwardDecoder(info, latent_dim, arch, width, sigma_init, **nets)

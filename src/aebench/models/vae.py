@@ -3,7 +3,10 @@
 
 q(z|x) = N(mu(x), diag exp(logvar(x))), p(z) = N(0, I), p(x|z) from the decoder: the
 feed-forward one by default, or a conditional PixelCNN (`decoder: pixelcnn`), the setting of
-the ACN paper's claim that a VAE's codes collapse under an autoregressive decoder.
+the ACN paper's claim that a VAE's codes collapse under an autoregressive decoder. With
+`binarize` (the default) images are thresholded at 0.5 before the encoder and the likelihood
+see them (`pixelcnn.DecoderConfig`): the binarised data of the ACN paper, on which the
+Bernoulli nats are a true likelihood, the same under both decoders and the same as `acn`'s.
 Loss per datum: NLL(x | z) + beta * KL(q || p), averaged over the batch. `neg_elbo`
 reports the beta = 1 bound in nats with one posterior sample, as is usual; the evaluator also
 gets `coding_cost_nats`, the mean KL(q || p): what it costs to transmit the codes, to set
@@ -17,15 +20,13 @@ import torch
 from pydantic import Field
 
 from aebench.models import register
-from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig
-from aebench.models.pixelcnn import DecoderKind, PixelCNNConfig, make_decoder
-from aebench.nets import build_encoder
+from aebench.models.base import AutoEncoderBase, DataInfo, binarize
+from aebench.models.pixelcnn import DecoderConfig, make_decoder
+from aebench.nets import acai_options, build_encoder
 
 
-class VAEConfig(ModelConfig):
+class VAEConfig(DecoderConfig):
     beta: float = Field(1.0, ge=0, description="weight of the KL term")
-    decoder: DecoderKind = Field("deconv", description="deconv: feed-forward; pixelcnn: autoregressive")
-    pixelcnn: PixelCNNConfig = PixelCNNConfig()
 
 
 def _reparameterise(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -44,12 +45,18 @@ class VAE(AutoEncoderBase):
 
     def __init__(self, config: VAEConfig, info: DataInfo):
         super().__init__(config, info)
-        self.encoder = build_encoder(info.shape, 2 * config.latent_dim, config.arch, config.width)
+        nets = acai_options(config)
+        self.encoder = build_encoder(info.shape, 2 * config.latent_dim, config.arch, config.width, **nets)
         self.decoder = make_decoder(config.decoder, info, config.latent_dim, config.arch, config.width,
-                                    config.pixelcnn)
+                                    config.pixelcnn, config.sigma_init, **nets)
+        self.binarized = config.binarizes(info)
+
+    def observe(self, x: torch.Tensor) -> torch.Tensor:
+        """The data as the model sees and scores it: binarised images under `binarize`."""
+        return binarize(x) if self.binarized else x
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        mu, logvar = self.encoder(self.observe(x)).chunk(2, dim=1)
         return mu, logvar.clamp(-30.0, 20.0)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,6 +66,7 @@ class VAE(AutoEncoderBase):
         return self.decoder.decode(z, generator)
 
     def _terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.observe(x)  # the likelihood's target; `posterior` observing it again changes nothing
         mu, logvar = self.posterior(x)
         return self.decoder.nll(_reparameterise(mu, logvar), x), gaussian_kl_to_standard(mu, logvar)
 
