@@ -296,3 +296,41 @@ def test_representation_input_validation():
         cluster_acc(np.array([[np.nan, 0.0]] * 4), [0, 1, 0, 1])
     with pytest.raises(ValueError):
         hungarian_accuracy([0.5, 1.0], [0, 1])  # non-integer labels
+
+
+# ------------------------------------------------------------------------ MIG (disentanglement_lib's)
+
+
+def test_mig_uses_the_raw_discrete_factor_values():
+    """A 40-valued factor (like dSprites' rotation) keeps its 40 categories: a code that
+    recovers it only up to pairs has I = log 20 against H = log 40, where re-binning the
+    factor into 20 bins would report about 1."""
+    from aebench.metrics.disentanglement import mig
+
+    v = np.tile(np.arange(40), 5).astype(float)
+    codes = np.stack([v // 2, np.zeros_like(v)], axis=1)
+    assert mig(codes, v) == pytest.approx(math.log(20) / math.log(40), abs=1e-12)
+    grid = np.stack(np.meshgrid(np.arange(40.0), np.arange(40.0)), axis=-1).reshape(-1, 2)  # independent factors
+    assert mig(grid[:, ::-1] // 2, grid) == pytest.approx(math.log(20) / math.log(40), abs=1e-12)
+
+
+def test_mig_bins_every_code_into_20_equal_width_bins():
+    """Codes always go through the histogram discretiser, even with few distinct values:
+    0 and 0.01 share the first of 20 bins over [0, 1], so the code tells v = 2 from the rest only."""
+    from aebench.metrics.disentanglement import mig
+
+    v = np.tile(np.arange(3), 30).astype(float)
+    codes = np.stack([np.array([0.0, 0.01, 1.0])[v.astype(int)], np.ones_like(v)], axis=1)
+    h_code = -(2 / 3) * math.log(2 / 3) - (1 / 3) * math.log(1 / 3)
+    assert mig(codes, v) == pytest.approx(h_code / math.log(3), abs=1e-12)
+
+
+def test_mig_bins_a_continuous_factor_like_the_codes():
+    """A factor whose values do not repeat (the lines' angle) is binned with the codes' 20
+    bins, so a code equal to it has the full gap."""
+    from aebench.metrics.disentanglement import discretise, mig
+
+    angle = np.random.default_rng(0).uniform(0, 2 * math.pi, 1000)
+    assert len(np.unique(discretise(angle))) == 20
+    assert mig(np.stack([angle, np.zeros_like(angle)], axis=1), angle) == pytest.approx(1.0, abs=1e-12)
+    assert len(np.unique(discretise(np.tile(np.arange(40.0), 25)))) == 40

@@ -21,9 +21,16 @@ and MD5s and its `CelebA` class; its Google Drive download often fails, so a mir
 practical route.
 
 Omniglot comes as two .npz arrays (images_background.npz, images_evaluation.npz) checked
-by sha256. It is converted to MNIST's convention (white strokes on black, 28x28) so it can
-serve as MNIST's out-of-distribution companion. dSprites is DeepMind's npz, MD5-checked,
-streamed and pooled to 32x32.
+by sha256. By default it is converted to MNIST's convention (white strokes on black, 28x28)
+so it can serve as MNIST's out-of-distribution companion. dSprites is DeepMind's npz,
+MD5-checked, streamed and pooled to 32x32.
+
+MNIST and Omniglot take image options (`data.options.<dataset>.invert / size / channels`,
+passed through `load_real`): Omniglot's polarity, the side length both are resized to, and
+grey replicated into RGB. The GWAE paper's toolkit (vaetc) feeds both as 64x64x3 in [0, 1]
+and keeps Omniglot's dark strokes on white, so its MNIST-vs-Omniglot AUROC can use the
+polarity as a cue; the default (inverted, 28x28x1) removes that cue. Give both datasets the
+same size and channels so one model scores both.
 
 Every failure a user can fix raises `UserError` with one line naming the file and the fix.
 """
@@ -31,6 +38,7 @@ Every failure a user can fix raises `UserError` with one line naming the file an
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
@@ -65,7 +73,9 @@ OMNIGLOT_SHA256 = {
 }
 # Which official split each Omniglot file is: the background set is the training alphabet set.
 OMNIGLOT_SPLIT = {"images_background.npz": "train", "images_evaluation.npz": "test"}
-OMNIGLOT_SIZE = 28  # target side length, MNIST's
+NATIVE_SIZE = 28  # MNIST's side length, and Omniglot's by default so that it pairs with MNIST
+# The image options (DatasetOptions.image_options) each real loader takes; load_real refuses the others.
+IMAGE_OPTIONS = {"mnist": ("size", "channels"), "omniglot": ("invert", "size", "channels")}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -335,9 +345,17 @@ def _load_torchvision(name: str, class_name: str, cache_dir: Path, mirror: str |
     )
 
 
-def load_mnist(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0) -> RawDataset:
-    """MNIST, 60,000 train + 10,000 test digits, through torchvision.datasets.MNIST."""
-    return subsample(_load_torchvision("mnist", "MNIST", cache_dir, mirror), n, seed)
+def load_mnist(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0,
+               size: int | None = None, channels: int = 1) -> RawDataset:
+    """MNIST, 60,000 train + 10,000 test digits, through torchvision.datasets.MNIST; resized
+    to `size` (None: 28, as published; see resize_images) and replicated into `channels`."""
+    raw = subsample(_load_torchvision("mnist", "MNIST", cache_dir, mirror), n, seed)
+    size = NATIVE_SIZE if size is None else size
+    if size != NATIVE_SIZE:
+        log.info("mnist: resizing %d images to %dx%d", len(raw), size, size)
+        raw = dataclasses.replace(raw, x=resize_images(raw.x[:, 0], size), meta={
+            **raw.meta, "size": size, "notes": [f"resized 28x28 -> {size}x{size} ({_resampling(NATIVE_SIZE, size)})"]})
+    return with_channels(raw, channels)
 
 
 def load_fashion_mnist(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0) -> RawDataset:
@@ -414,26 +432,55 @@ def _read_omniglot_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _strokes_to_mnist(images: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """(N, 105, 105) bool, True = white background -> (N, 1, 28, 28) uint8 with stroke = 255.
+def _resampling(source: int, size: int) -> str:
+    if size == source:
+        return "not resampled"
+    return "area averaging" if size < source else "bilinear, align_corners=False"
 
-    Area averaging gives each output pixel the stroke fraction of the 3.75 x 3.75 input
-    pixels it covers, so thin strokes survive as grey values as in MNIST's anti-aliasing.
-    Done in chunks to keep the float copy small.
+
+def resize_images(x: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
+    """(N, H, H) grey images, bool (True = white) or uint8 -> (N, 1, size, size) uint8.
+
+    Downscaling averages areas (torch interpolate mode='area'): each output pixel holds the
+    white fraction of the input pixels it covers, so thin strokes survive as grey values, as
+    in MNIST's anti-aliasing. Upscaling is bilinear without corner alignment, the resampling
+    of torchvision's Resize that vaetc (the GWAE paper's toolkit) uses; vaetc also resizes
+    Omniglot's 105x105 scans that way, where area averaging here is the antialiased
+    equivalent. Done in chunks to keep the float copy small.
     """
     import torch
     import torch.nn.functional as F
 
-    out = np.empty((len(images), 1, OMNIGLOT_SIZE, OMNIGLOT_SIZE), dtype=np.uint8)
-    for start in range(0, len(images), chunk):
-        block = torch.from_numpy(~images[start : start + chunk]).to(torch.float32)[:, None]
-        small = F.interpolate(block, size=(OMNIGLOT_SIZE, OMNIGLOT_SIZE), mode="area")
-        out[start : start + chunk] = (small * 255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    peak = 1.0 if x.dtype == np.bool_ else 255.0
+    height = x.shape[1]
+    out = np.empty((len(x), 1, size, size), dtype=np.uint8)
+    for start in range(0, len(x), chunk):
+        block = torch.from_numpy(np.asarray(x[start : start + chunk], dtype=np.float32))[:, None] / peak
+        if size < height:
+            block = F.interpolate(block, size=(size, size), mode="area")
+        elif size > height:
+            block = F.interpolate(block, size=(size, size), mode="bilinear", align_corners=False)
+        out[start : start + chunk] = (block * 255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
     return out
 
 
-def load_omniglot(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0) -> RawDataset:
-    """Omniglot's 1,623 characters x 20 drawers as 28x28 white-on-black images."""
+def with_channels(raw: RawDataset, channels: int) -> RawDataset:
+    """`raw` with its grey images replicated into `channels` identical channels (vaetc feeds
+    every dataset as RGB; done after subsampling, as it multiplies the bytes)."""
+    if channels == 1:
+        return raw
+    notes = [*raw.meta.get("notes", []), f"grey replicated into {channels} identical channels"]
+    return dataclasses.replace(raw, x=np.repeat(raw.x, channels, axis=1),
+                               meta={**raw.meta, "channels": channels, "notes": notes})
+
+
+def load_omniglot(cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0,
+                  invert: bool = True, size: int | None = None, channels: int = 1) -> RawDataset:
+    """Omniglot's 1,623 characters x 20 drawers as grey images: white strokes on black
+    (`invert`, MNIST's convention) or the scans' dark strokes on white, resized from 105x105
+    to `size` (None: 28, MNIST's) and replicated into `channels` (see resize_images). A
+    subsample (`n`) is drawn from the scans before they are converted."""
+    size = NATIVE_SIZE if size is None else size
     paths = _omniglot_files(Path(cache_dir), mirror)
     xs, labels, splits, counts = [], [], [], {}
     offset = 0
@@ -442,9 +489,8 @@ def load_omniglot(cache_dir: Path, mirror: str | None, n: int | None = None, see
         n_chars, n_drawers = images.shape[:2]
         if char.min() < 0 or char.max() >= n_chars:
             raise UserError(f"{path} has character labels outside 0..{n_chars - 1}: replace it with the verified file")
-        log.info("omniglot: %s: %d characters x %d drawers, inverting and resizing to %dx%d",
-                 fname, n_chars, n_drawers, OMNIGLOT_SIZE, OMNIGLOT_SIZE)
-        xs.append(_strokes_to_mnist(images.reshape(-1, *images.shape[2:])))
+        log.info("omniglot: %s: %d characters x %d drawers", fname, n_chars, n_drawers)
+        xs.append(images.reshape(-1, 1, *images.shape[2:]).view(np.uint8))  # the scans as 0/1, 1 = white
         labels.append(char.reshape(-1).astype(np.int64) + offset)  # unique ids over both sets
         splits.append(np.full(n_chars * n_drawers, OMNIGLOT_SPLIT[fname], dtype="U5"))
         counts[fname] = {"characters": int(n_chars), "drawers": int(n_drawers), "label_offset": int(offset),
@@ -452,7 +498,10 @@ def load_omniglot(cache_dir: Path, mirror: str | None, n: int | None = None, see
         offset += n_chars
     x = np.concatenate(xs)
     log.info("omniglot: %d images of %d characters loaded", len(x), offset)
-    return subsample(RawDataset(
+    polarity = ("inverted: the arrays store True = white background; here stroke = 255 on a black background, "
+                "MNIST's convention" if invert else
+                "not inverted: dark strokes (0) on a white background (255), as scanned (the GWAE paper's)")
+    scans = subsample(RawDataset(
         x=x,
         label=np.concatenate(labels),
         official_split=np.concatenate(splits),
@@ -464,16 +513,21 @@ def load_omniglot(cache_dir: Path, mirror: str | None, n: int | None = None, see
             "licence": "MIT",
             "citation": "Lake, Salakhutdinov, Tenenbaum (2015), Human-level concept learning through "
                         "probabilistic program induction",
+            "inverted": bool(invert),
+            "size": size,
             "notes": [
-                "inverted: the arrays store True = white background; here stroke = 255 on a black "
-                "background, MNIST's convention",
-                "resized 105x105 -> 28x28 by area averaging (torch interpolate mode='area')",
+                polarity,
+                f"resized 105x105 -> {size}x{size} ({_resampling(105, size)})",
                 "label = character id, unique over both sets: evaluation ids are offset by the number "
                 "of background characters",
                 "official_split: images_background -> train, images_evaluation -> test",
             ],
         },
     ), n, seed)
+    log.info("omniglot: %d images %s, resized to %dx%d", len(scans),
+             "inverted to white on black" if invert else "kept dark on white", size, size)
+    white = scans.x[:, 0].view(np.bool_)
+    return with_channels(dataclasses.replace(scans, x=resize_images(~white if invert else white, size)), channels)
 
 
 # ----------------------------------------------------------------------------- CIFAR-10
@@ -884,3 +938,20 @@ REAL: dict[str, Callable[..., RawDataset]] = {
     "celeba": load_celeba,
     "dsprites": load_dsprites,
 }
+
+
+def check_image_options(dataset: str, image_options: dict) -> None:
+    """Refuse, with one line, an image option (`DatasetOptions.image_options()`) that the
+    dataset's loader does not take, rather than ignore it (embedded datasets take none)."""
+    for key in image_options:
+        if key not in IMAGE_OPTIONS.get(dataset, ()):
+            takers = ", ".join(name for name, keys in IMAGE_OPTIONS.items() if key in keys)
+            raise UserError(f"`data.options.{dataset}.{key}` in params.yaml applies to {takers} only: "
+                            f"remove it from `data.options.{dataset}`")
+
+
+def load_real(dataset: str, cache_dir: Path, mirror: str | None, n: int | None = None, seed: int = 0,
+              **image_options) -> RawDataset:
+    """`REAL[dataset]` with the image options params.yaml sets for it (checked first)."""
+    check_image_options(dataset, image_options)
+    return REAL[dataset](cache_dir, mirror, n=n, seed=seed, **image_options)

@@ -14,6 +14,11 @@ inputs provided by the evaluator, with the companion's name in `ctx.extra["ood_n
   distance-from-origin score and says how atypical the code is);
 and, for models with a likelihood, also by the negative ELBO (`ood_auroc_neg_elbo`). It writes
 `roc.png` (both curves) and `roc.csv` (score, fpr, tpr, threshold) under `ctx.plots`.
+
+MNIST vs Omniglot, the GWAE paper's pair: the paper keeps Omniglot's dark strokes on white
+against MNIST's white on black, so its AUROC includes a polarity cue (mean brightness alone
+separates the two sets); aebench inverts Omniglot by default, which removes that cue, and
+`data.options.omniglot.invert: false` restores the paper's setting. Report which was used.
 """
 
 from __future__ import annotations
@@ -120,7 +125,8 @@ def ood_suite(ctx) -> dict[str, float]:
     x_in = ctx.test_x
     if tuple(x_out.shape[1:]) != tuple(x_in.shape[1:]):
         raise ValueError(f"the OoD companion {name!r} has items of shape {tuple(x_out.shape[1:])}, the test split "
-                         f"{tuple(x_in.shape[1:])}: pair datasets of the same shape")
+                         f"{tuple(x_in.shape[1:])}: pair datasets of the same shape (for mnist and omniglot, set "
+                         "the same `data.options.<dataset>.size` and `channels` for both in params.yaml)")
     x_out = _balanced(x_in, x_out.to(x_in.device), ctx.seed)
     curves, out = [], {}
     score_name, s_in = _model_scores(ctx.model, x_in, codes=ctx.z_test)
