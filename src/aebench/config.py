@@ -41,7 +41,10 @@ class Strict(BaseModel):
 
 # The keys of `data.options.<dataset>` that are keyword arguments of a dataset's generator
 # (aebench.data.synthetic.generate refuses those a generator does not take).
-GENERATOR_OPTIONS = ("ambient_dim", "noise")
+GENERATOR_OPTIONS = ("ambient_dim", "noise", "variant")
+# The keys of `data.options.<dataset>` that are keyword arguments of the real image loaders
+# (aebench.data.sources.load_real refuses those a loader does not take).
+IMAGE_OPTIONS = ("invert", "size", "channels")
 
 
 class DatasetOptions(Strict):
@@ -54,10 +57,29 @@ class DatasetOptions(Strict):
     noise: Optional[float] = Field(
         None, ge=0, allow_inf_nan=False, description="std of the isotropic Gaussian noise in the ambient space "
                                                      "(generated manifolds); None: the generator's default")
+    variant: Optional[Literal["default", "paper"]] = Field(
+        None, description="loop, sphere, torus: default (random points plus noise) or paper (the DVAE authors' "
+                          "noise-free grids: the loop (cos t, sin 2t, sin 3t) in R^3, the unit sphere, the torus of "
+                          "radii 2 and 1; aebench.data.synthetic). None: default. Paper: paper")
+    invert: bool = Field(
+        True, description="omniglot only: True inverts the scans to MNIST's white strokes on black (no polarity cue "
+                          "between the two); False keeps their dark strokes on white, the GWAE paper's (vaetc loads "
+                          "torchvision's Omniglot as is)")
+    size: Optional[int] = Field(
+        None, ge=8, le=256, description="mnist, omniglot: side length the images are resized to; None: 28 "
+                                        "(MNIST's); the GWAE paper's: 64. Give both the same size")
+    channels: Literal[1, 3] = Field(
+        1, description="mnist, omniglot: 3 replicates the grey images into RGB, the GWAE paper's (vaetc feeds "
+                       "64x64x3); 1 keeps them grey. Give both the same channels")
 
     def generator_options(self) -> dict[str, Any]:
-        """The options set here that are the generator's keyword arguments (ambient_dim, noise)."""
+        """The options set here that are the generator's keyword arguments (GENERATOR_OPTIONS)."""
         return {key: value for key in GENERATOR_OPTIONS if (value := getattr(self, key)) is not None}
+
+    def image_options(self) -> dict[str, Any]:
+        """The image options params.yaml sets here (invert, size, channels): keyword arguments of
+        `aebench.data.sources.load_real`, which refuses them for datasets that do not take them."""
+        return {key: getattr(self, key) for key in IMAGE_OPTIONS if key in self.model_fields_set}
 
 
 class DataConfig(Strict):
@@ -94,6 +116,16 @@ class TrainConfig(Strict):
     checkpoint_seconds: float = Field(
         10.0, ge=0, description="write the resume checkpoint after the first epoch ending this many seconds after "
                                 "the last one (0: every epoch); a crash loses at most this much plus an epoch")
+    joint_probe: bool = Field(
+        False, description="train a linear softmax head on the detached codes alongside the model, with its own "
+                           "Adam (aebench.training.JointProbe); evaluation reports its test accuracy as "
+                           "linear_acc_joint. Paper (ACAI, Tables 2-3): true")
+    joint_probe_lr: float = Field(1e-4, gt=0, description="Adam rate of the joint probe. Paper: 1e-4")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32", description="arithmetic of forward passes and losses (aebench.precision): fp32; bf16 (autocast, with "
+                            "fp32 master weights, optimiser state and loss reductions; stops where the device has "
+                            "no native bf16); auto: bf16 on CUDA with bf16 or a CPU with AVX512-BF16/AMX, else fp32. "
+                            "The papers trained in fp32")
 
 
 class EvalConfig(Strict):
@@ -101,9 +133,29 @@ class EvalConfig(Strict):
     max_train_codes: int = Field(20000, gt=0, description="train codes used as kNN/probe reference")
     figure_examples: int = Field(8, gt=0)
     max_recon: int = Field(2000, gt=0, description="test rows reconstructed for recon_mse/psnr (seeded subset)")
+    cluster_paper_restarts: int = Field(
+        10, ge=0, description="K-means restarts of cluster_acc_paper (fitted on the train codes, the ACAI paper's "
+                              "protocol); 0 skips it. Paper: 1000 (5-10 min for 60,000 x 32 codes on one core; "
+                              "10 take about 4 s)")
     seed: int = 0
     ood_companion: dict[str, str] = Field(
         default_factory=dict, description="dataset -> its out-of-distribution companion (e.g. mnist: omniglot)")
+    precision: Literal["train", "fp32", "bf16", "auto"] = Field(
+        "train", description="arithmetic of the encoder and decoder passes and of sampling (as `train.precision`); "
+                             "train: the run's `train.precision`. Metrics are computed in fp32/float64 from the codes")
+    gw_reference: Literal["test", "train"] = Field(
+        "test", description="the real set gw_distance compares a model's samples with (as many samples as its points "
+                            "kept). Paper (DVAE): train, the whole training set")
+    gw_points: Optional[int] = Field(
+        300, gt=0, description="cap on the points of each gw_distance set (seeded subsample; aebench.metrics.topology."
+                               "GW_POINTS); null: no cap. Paper (DVAE): null; one CPU thread takes ~7 s at 1000 "
+                               "points, ~25 s at 1400, growing with the cube")
+
+    def precision_for(self, train: TrainConfig) -> tuple[str, str]:
+        """(the precision evaluation runs in, the params key it comes from, for error messages)."""
+        if self.precision == "train":
+            return train.precision, "train.precision"
+        return self.precision, "evaluate.precision"
 
 
 class ModelSection(Strict):

@@ -27,8 +27,10 @@ import torch
 
 from aebench.data.parquet import Split
 from aebench.io import atomic_path, write_json_atomic
+from aebench.metrics.topology import GW_POINTS
 from aebench.models.base import AutoEncoderBase
 from aebench.batching import iterate_batches
+from aebench.precision import autocast, resolve as resolve_precision
 from aebench.training import split_tensors
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,10 @@ class EvalContext:
     figure_examples: int
     extra: dict = field(default_factory=dict)
     max_recon: int = 2000
+    cluster_paper_restarts: int = 10
+    dtype: torch.dtype = torch.float32  # of the encoder/decoder passes and sampling (aebench.precision)
+    gw_reference: str = "test"  # the split gw_distance compares the samples with: test or train
+    gw_points: int | None = GW_POINTS  # cap on the size of each set of gw_distance (None: no cap)
 
     @property
     def has_labels(self) -> bool:
@@ -57,15 +63,21 @@ class EvalContext:
 
 
 @torch.no_grad()
-def encode_all(model: AutoEncoderBase, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    out = [model.encode(batch["x"]).cpu() for batch in iterate_batches({"x": x}, batch_size)]
+def encode_all(model: AutoEncoderBase, x: torch.Tensor, batch_size: int = 512,
+               dtype: torch.dtype = torch.float32) -> np.ndarray:
+    """The codes of `x` as float64, the encoder run in `dtype` (aebench.precision)."""
+    with autocast(dtype, model.device):
+        out = [model.encode(batch["x"]).float().cpu() for batch in iterate_batches({"x": x}, batch_size)]
     return torch.cat(out).numpy().astype(np.float64)
 
 
 @torch.no_grad()
-def decode_all(model: AutoEncoderBase, z: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def decode_all(model: AutoEncoderBase, z: np.ndarray, batch_size: int = 512,
+               dtype: torch.dtype = torch.float32) -> np.ndarray:
+    """Decoded `z` as float32, the decoder run in `dtype` (aebench.precision)."""
     zt = torch.as_tensor(z, dtype=torch.float32, device=model.device)
-    out = [model.decode(zt[i:i + batch_size]).cpu() for i in range(0, len(zt), batch_size)]
+    with autocast(dtype, model.device):
+        out = [model.decode(zt[i:i + batch_size]).float().cpu() for i in range(0, len(zt), batch_size)]
     return torch.cat(out).numpy()
 
 
@@ -85,7 +97,7 @@ def reconstruction_suite(ctx: EvalContext) -> dict[str, float]:
     x = ctx.test_x[rows].cpu().numpy()
     with torch.random.fork_rng(devices=[]):  # stochastic decoders (PixelCNN) sample
         torch.manual_seed(ctx.seed)
-        x_hat = decode_all(ctx.model, ctx.z_test[rows])
+        x_hat = decode_all(ctx.model, ctx.z_test[rows], dtype=ctx.dtype)
     ctx.extra["x_hat"] = x_hat
     out = {"recon_mse": recon_mse(x, x_hat)}
     if ctx.test.kind == "image":
@@ -107,7 +119,7 @@ def likelihood_suite(ctx: EvalContext) -> dict[str, float]:
 
 
 def representation_suite(ctx: EvalContext) -> dict[str, float]:
-    from aebench.metrics.representation import cluster_scores, knn_acc, linear_acc
+    from aebench.metrics.representation import cluster_acc_paper, cluster_scores, knn_acc, linear_acc
 
     if not ctx.has_labels:
         return {}
@@ -116,7 +128,22 @@ def representation_suite(ctx: EvalContext) -> dict[str, float]:
         "linear_acc": linear_acc(ctx.z_train, ctx.train.label, ctx.z_test, ctx.test.label, seed=ctx.seed),
     }
     out.update(cluster_scores(ctx.z_test, ctx.test.label, seed=ctx.seed))
+    if ctx.cluster_paper_restarts:
+        out["cluster_acc_paper"] = cluster_acc_paper(ctx.z_train, ctx.train.label, ctx.z_test, ctx.test.label,
+                                                     n_init=ctx.cluster_paper_restarts, seed=ctx.seed)
     return out
+
+
+def joint_probe_suite(ctx: EvalContext) -> dict[str, float]:
+    """`linear_acc_joint`: test accuracy of the linear head trained alongside the model
+    (`train.joint_probe`, the ACAI paper's protocol), for runs that trained one."""
+    from aebench.metrics.representation import linear_head_acc
+
+    head = ctx.extra.get("joint_probe")
+    if head is None or not ctx.has_labels:
+        return {}
+    weight, bias = head["head.weight"].double().numpy(), head["head.bias"].double().numpy()
+    return {"linear_acc_joint": linear_head_acc(weight, bias, ctx.z_test, ctx.test.label)}
 
 
 def figure_samples(ctx: EvalContext) -> int:
@@ -126,14 +153,18 @@ def figure_samples(ctx: EvalContext) -> int:
 
 def model_samples(ctx: EvalContext) -> np.ndarray | None:
     """The model's samples (seeded), drawn once for the figures and the topology metrics: an
-    autoregressive decoder pays H x W passes per draw. None for models that do not generate."""
-    from aebench.metrics.topology import GW_POINTS
-
+    autoregressive decoder pays H x W passes per draw. None for models that do not generate.
+    A sampler that starts from data (DVAE's random walks under `walk_seeds: test_data`) is
+    first handed the test inputs through its `start_sampling_from` hook."""
     if "samples" not in ctx.extra:
-        with torch.random.fork_rng(devices=[]):
+        start = getattr(ctx.model, "start_sampling_from", None)
+        if start is not None:
+            start(ctx.test_x)
+        with torch.random.fork_rng(devices=[]), autocast(ctx.dtype, ctx.model.device):
             torch.manual_seed(ctx.seed)
-            drawn = ctx.model.sample(max(GW_POINTS, figure_samples(ctx)), torch.Generator().manual_seed(ctx.seed))
-        ctx.extra["samples"] = None if drawn is None else drawn.detach().cpu().numpy()
+            gw_draw = gw_sample_count(ctx) if ctx.gw_points is None else ctx.gw_points
+            drawn = ctx.model.sample(max(gw_draw, figure_samples(ctx)), torch.Generator().manual_seed(ctx.seed))
+        ctx.extra["samples"] = None if drawn is None else drawn.detach().float().cpu().numpy()
     return ctx.extra["samples"]
 
 
@@ -143,7 +174,7 @@ def figures_suite(ctx: EvalContext) -> dict[str, float]:
     n = ctx.figure_examples
     shown = recon_rows(ctx)[:n]
     x = ctx.test_x[shown].cpu().numpy()
-    x_hat = ctx.extra["x_hat"][:n] if "x_hat" in ctx.extra else decode_all(ctx.model, ctx.z_test[shown])
+    x_hat = ctx.extra["x_hat"][:n] if "x_hat" in ctx.extra else decode_all(ctx.model, ctx.z_test[shown], dtype=ctx.dtype)
     draw = figures.image_grid if ctx.test.kind == "image" else figures.vector_scatter
     if ctx.test.kind == "image":
         figures.save(draw([x, x_hat], ["data", "recon."], "Test reconstructions"), ctx.plots / "reconstructions.png")
@@ -162,15 +193,40 @@ def figures_suite(ctx: EvalContext) -> dict[str, float]:
     return {}
 
 
+def train_inputs(ctx: EvalContext) -> np.ndarray:
+    """The training split's inputs on the model's scale (pixels in [0, 1])."""
+    return ctx.train.x.astype(np.float32) / (255.0 if ctx.train.kind == "image" else 1.0)
+
+
+def gw_reference_set(ctx: EvalContext) -> np.ndarray:
+    """The real set gw_distance compares the samples with (`evaluate.gw_reference`): the test
+    inputs, or the training inputs (the DVAE authors' protocol; at most `max_train_codes`)."""
+    return train_inputs(ctx) if ctx.gw_reference == "train" else ctx.test_x.cpu().numpy()
+
+
+def gw_sample_count(ctx: EvalContext) -> int:
+    """Samples gw_distance scores: as many as the points of the reference set it keeps (the
+    authors compare equal-sized sets; the value depends on the size), at most `gw_points`."""
+    n = len(ctx.train.index) if ctx.gw_reference == "train" else len(ctx.test_x)
+    return n if ctx.gw_points is None else min(n, ctx.gw_points)
+
+
 def topology_suite(ctx: EvalContext) -> dict[str, float]:
-    """`trustworthiness` of the test codes and, for models that generate, `gw_distance` and
-    `offmanifold_rate` of their samples against the test data (aebench.metrics.topology)."""
-    from aebench.metrics.topology import GW_POINTS, topology_metrics
+    """`trustworthiness` of the test codes; `bilipschitz` of the decoder from the test codes to
+    their reconstructions; for models that generate, `gw_distance` of `gw_sample_count`
+    samples against the reference set (`gw_reference_set`, capped at `gw_points`) and
+    `offmanifold_rate` against the training data (aebench.metrics.topology)."""
+    from aebench.metrics.topology import bilipschitz, topology_metrics
 
     samples = model_samples(ctx)
-    generated = None if samples is None else samples[:GW_POINTS]
-    train_x = ctx.train.x.astype(np.float32) / (255.0 if ctx.train.kind == "image" else 1.0)
-    return topology_metrics(ctx.test_x.cpu().numpy(), generated, ctx.z_test, train_x, k=ctx.k, seed=ctx.seed)
+    generated = None if samples is None else samples[:gw_sample_count(ctx)]
+    out = topology_metrics(ctx.test_x.cpu().numpy(), generated, ctx.z_test, train_inputs(ctx), k=ctx.k,
+                           max_points=ctx.gw_points, seed=ctx.seed, gw_real=gw_reference_set(ctx))
+    rows = recon_rows(ctx)
+    if len(rows) >= 2:
+        x_hat = ctx.extra["x_hat"] if "x_hat" in ctx.extra else decode_all(ctx.model, ctx.z_test[rows], dtype=ctx.dtype)
+        out["bilipschitz"] = bilipschitz(ctx.z_test[rows], x_hat, seed=ctx.seed)
+    return out
 
 
 def model_suite(ctx: EvalContext) -> dict[str, float]:
@@ -190,7 +246,7 @@ def _dataset_suites() -> list[Suite]:
 
 Suite = Callable[[EvalContext], dict[str, float]]
 SUITES: list[Suite] = [reconstruction_suite, likelihood_suite, representation_suite, figures_suite, topology_suite,
-                       model_suite]
+                       model_suite, joint_probe_suite]
 
 
 def write_training_curve(history: list[dict], path: Path) -> None:
@@ -205,11 +261,17 @@ def write_training_curve(history: list[dict], path: Path) -> None:
 
 def evaluate(model: AutoEncoderBase, train: Split, test: Split, out_dir: Path, *, run_info: dict, history: list[dict],
              k: int = 5, seed: int = 0, max_train_codes: int = 20000, figure_examples: int = 8,
-             max_recon: int = 2000, extra: dict | None = None) -> dict[str, float]:
-    """Run every suite; write metrics.json and plots/ under `out_dir`; return the metrics."""
+             max_recon: int = 2000, extra: dict | None = None, cluster_paper_restarts: int = 10,
+             precision: str = "fp32", precision_key: str = "evaluate.precision", gw_reference: str = "test",
+             gw_points: int | None = GW_POINTS) -> dict[str, float]:
+    """Run every suite; write metrics.json and plots/ under `out_dir`; return the metrics.
+    `precision` (from the params key `precision_key`) is that of the encoder and decoder
+    passes and of sampling; the metrics are computed in fp32/float64 from their outputs.
+    `gw_reference` and `gw_points` are gw_distance's protocol (`EvalConfig`)."""
     t0 = time.perf_counter()
     model.eval()
     device = model.device
+    dtype = resolve_precision(precision, device, precision_key)
     rng = np.random.default_rng(seed)
     if len(train.index) > max_train_codes:
         keep = np.sort(rng.choice(len(train.index), max_train_codes, replace=False))
@@ -217,9 +279,11 @@ def evaluate(model: AutoEncoderBase, train: Split, test: Split, out_dir: Path, *
     test_x = split_tensors(test, device)["x"]
     ctx = EvalContext(
         model=model, train=train, test=test, test_x=test_x,
-        z_train=encode_all(model, split_tensors(train, device)["x"]), z_test=encode_all(model, test_x),
+        z_train=encode_all(model, split_tensors(train, device)["x"], dtype=dtype),
+        z_test=encode_all(model, test_x, dtype=dtype), dtype=dtype,
         k=k, seed=seed, plots=out_dir / "plots", figure_examples=figure_examples, extra=dict(extra or {}),
-        max_recon=max_recon,
+        max_recon=max_recon, cluster_paper_restarts=cluster_paper_restarts,
+        gw_reference=gw_reference, gw_points=gw_points,
     )
     ctx.plots.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, float] = {}

@@ -36,6 +36,7 @@ def known_datasets() -> list[str]:
 
 
 def _check_names(params: Params, dataset: str, model: str | None = None) -> None:
+    from aebench.data.sources import check_image_options
     from aebench.data.synthetic import check_options
 
     if dataset not in known_datasets():
@@ -43,6 +44,7 @@ def _check_names(params: Params, dataset: str, model: str | None = None) -> None
     if dataset not in params.datasets:
         raise UserError(f"dataset `{dataset}` is not listed in `datasets` of params.yaml")
     check_options(dataset, params.data.options_for(dataset).generator_options())
+    check_image_options(dataset, params.data.options_for(dataset).image_options())
     if model is not None and f"{dataset}-{model}" not in params.runs:
         raise UserError(f"`{dataset}-{model}` is not in `runs` of params.yaml: add "
                         f"`{dataset}-{model}: {{dataset: {dataset}, model: {model}}}` to run it")
@@ -51,7 +53,7 @@ def _check_names(params: Params, dataset: str, model: str | None = None) -> None
 def download(dataset: str, root: Path | None = None) -> Path:
     """Embedded datasets are generated; real ones come through `data.mirror` or the official sources."""
     from aebench.data.raw import save_raw
-    from aebench.data.sources import REAL
+    from aebench.data.sources import load_real
     from aebench.data.synthetic import EMBEDDED, generate
 
     root = root or paths.repo_root()
@@ -69,7 +71,7 @@ def download(dataset: str, root: Path | None = None) -> Path:
         # A real dataset is cut to `data.options.<dataset>.n` only where params.yaml sets it.
         options = params.data.options_for(dataset)
         n = options.n if "n" in options.model_fields_set else None
-        raw = REAL[dataset](out / "files", mirror, n=n, seed=params.data.seed)
+        raw = load_real(dataset, out / "files", mirror, n=n, seed=params.data.seed, **options.image_options())
     save_raw(raw, out)
     log.info("%s: %d items %s written to %s in %.1fs", dataset, len(raw), tuple(raw.x.shape[1:]), out, time.perf_counter() - t0)
     return out
@@ -171,7 +173,8 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
     out = paths.model_dir(dataset, model_name, root)
     checkpoint = out / "checkpoint.pt"
     with atomic_path(checkpoint) as tmp:
-        torch.save(checkpoint_payload(model, model_name, history=result.history, fingerprint=fingerprint), tmp)
+        torch.save(checkpoint_payload(model, model_name, history=result.history, fingerprint=fingerprint,
+                                      joint_probe=result.probe_state), tmp)
     example = split_tensors(read_split(processed / "test.parquet"))["x"][:4]
     with torch.no_grad():
         codes = model.encode(example).numpy()
@@ -186,7 +189,8 @@ def train(dataset: str, model_name: str, root: Path | None = None) -> dict:
         "model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash,
         "train_seconds": result.train_seconds, "samples_per_s": result.samples_per_s,
         "epochs": result.epochs_run, "steps": result.steps, "samples_seen": result.samples_seen,
-        "batch_size": train_cfg.batch_size, "best_val_loss": result.best_val_loss, "stopped_early": result.stopped_early,
+        "batch_size": train_cfg.batch_size, "precision": result.precision, "best_val_loss": result.best_val_loss,
+        "stopped_early": result.stopped_early,
         "resumed_from_epoch": result.resumed_from_epoch, "tracking_uri": tracking.tracking_uri(root),
         "device": str(device), "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "latent_dim": int(np.asarray(codes).shape[1]),
@@ -223,6 +227,7 @@ def evaluate(dataset: str, model_name: str, root: Path | None = None) -> dict:
     processed = paths.processed_dir(dataset, root)
     out = paths.eval_dir(dataset, model_name, root)
     ev = params.evaluate
+    precision, precision_key = ev.precision_for(train_cfg)
     extra = {}
     companion = ev.ood_companion.get(dataset)
     if companion and companion not in params.datasets:
@@ -235,10 +240,14 @@ def evaluate(dataset: str, model_name: str, root: Path | None = None) -> dict:
         from aebench.training import split_tensors
 
         extra = {"ood_x": split_tensors(read_split(companion_test), model.device)["x"], "ood_name": companion}
+    if payload.get("joint_probe") is not None:  # trained with `train.joint_probe`
+        extra["joint_probe"] = payload["joint_probe"]
     metrics = run_evaluation(model, read_split(processed / "train.parquet"), read_split(processed / "test.parquet"),
                              out, run_info=run_info, history=payload.get("history", []), k=ev.knn_k, seed=ev.seed,
                              max_train_codes=ev.max_train_codes, figure_examples=ev.figure_examples,
-                             max_recon=ev.max_recon, extra=extra, cluster_paper_restarts=ev.cluster_paper_restarts)
+                             max_recon=ev.max_recon, extra=extra, cluster_paper_restarts=ev.cluster_paper_restarts,
+                             precision=precision, precision_key=precision_key, gw_reference=ev.gw_reference,
+                             gw_points=ev.gw_points)
     client = tracking.client(root)
     tracking.RunLogger(client, run_info["run_id"])(metrics, 0)
     client.log_artifacts(run_info["run_id"], str(out / "plots"), "plots")

@@ -7,7 +7,9 @@ passed since the last one (saving after every 30-step epoch of a small model cos
 training time). A training killed mid-epoch and started again resumes from the last
 checkpointed epoch with the random state it had then, so it ends with the same weights as an
 uninterrupted run. The loop knows nothing of MLflow: it reports metrics through the `log`
-callback it is given. Conv weights are held channels-last (`memory_format`).
+callback it is given. Conv weights are held channels-last (`memory_format`). Under
+`train.precision` bf16 every training step, epoch hook and validation pass runs under
+`aebench.precision.autocast`, so models need no change (see that module).
 """
 
 from __future__ import annotations
@@ -31,11 +33,65 @@ from aebench.config import TrainConfig
 from aebench.errors import TrainingDiverged
 from aebench.io import atomic_path
 from aebench.batching import Batch, iterate_batches
-from aebench.models.base import AutoEncoderBase
+from aebench.models.base import AutoEncoderBase, adam
+from aebench.precision import autocast, resolve as resolve_precision
 
 log = logging.getLogger(__name__)
 
 LogFn = Callable[[dict[str, float], int], None]
+
+
+class JointProbe(torch.nn.Module):
+    """`train.joint_probe`: the ACAI paper's linear softmax classifier trained alongside the
+    autoencoder on its stop-gradient code (the authors' `single_layer_classifier` on
+    `tf.stop_gradient(encode)`, its own Adam), offered to every model so each gets the same probe.
+
+    One step after every training step, on that batch's labelled rows. It reads `model.encode`
+    with the model in eval mode, the codes the evaluator sees, in an extra encoder pass under
+    no_grad: the model's weights, buffers and random stream are untouched, so a run trains the
+    same model with or without the probe. Zero-initialised weights (softmax regression is
+    convex) keep it off the random stream too. The evaluator reports its test accuracy
+    (`linear_acc_joint`)."""
+
+    def __init__(self, code_dim: int, n_classes: int):
+        super().__init__()
+        self.head = torch.nn.Linear(code_dim, n_classes)
+        torch.nn.init.zeros_(self.head.weight)
+        torch.nn.init.zeros_(self.head.bias)
+
+    def step(self, model: AutoEncoderBase, batch: Batch, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+        """One Adam step on the batch's labelled rows; returns `probe_loss` and `probe_acc`. It
+        always steps (an all-unlabelled batch gives zero gradients), so ranks stay in lockstep."""
+        with torch.no_grad():
+            model.eval()
+            z = model.encode(batch["x"]).float()
+            model.train()
+        labels = batch["label"]
+        labelled = (labels >= 0).float()
+        logits = self.head(z)
+        per_row = torch.nn.functional.cross_entropy(logits.float(), labels.clamp(min=0), reduction="none")
+        count = labelled.sum().clamp(min=1.0)
+        loss = (per_row * labelled).sum() / count
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        correct = ((logits.argmax(1) == labels).float() * labelled).sum() / count
+        return {"probe_loss": loss.detach(), "probe_acc": correct.detach()}
+
+
+def joint_probe(model: AutoEncoderBase, data: Batch, cfg: TrainConfig,
+                parallel: bool) -> tuple[JointProbe | None, torch.optim.Optimizer | None]:
+    """(the probe, its optimiser) when `train.joint_probe` is on and the data has labels."""
+    labels = data["label"]
+    if not cfg.joint_probe or not bool((labels >= 0).any()):
+        return None, None
+    with torch.no_grad():
+        model.eval()
+        code_dim = model.encode(data["x"][:1]).shape[1]
+        model.train()
+    probe = JointProbe(code_dim, int(labels.max()) + 1).to(data["x"].device)
+    optimizer = adam(probe.parameters(), cfg.joint_probe_lr)
+    return probe, distributed.synchronise(optimizer) if parallel else optimizer
 
 
 def resolve_device(name: str) -> torch.device:
@@ -84,16 +140,21 @@ class TrainResult:
     stopped_early: bool
     resumed_from_epoch: int
     history: list[dict] = field(default_factory=list)
+    steps: int = 0  # optimiser steps taken (the budget a claim row records)
+    samples_seen: int = 0  # training samples drawn, summed over ranks
+    precision: str = "fp32"  # the arithmetic `train.precision` resolved to on this device
+    probe_state: dict | None = None  # the JointProbe of the best epoch (`train.joint_probe`), else None
 
 
 @torch.no_grad()
-def validation_loss(model: AutoEncoderBase, data: Batch, batch_size: int, seed: int) -> float:
+def validation_loss(model: AutoEncoderBase, data: Batch, batch_size: int, seed: int,
+                    dtype: torch.dtype = torch.float32) -> float:
     """Mean validation loss with a fixed noise seed, so it is comparable across epochs and
-    leaves the training random stream untouched."""
+    leaves the training random stream untouched; computed in the training's precision."""
     model.eval()
     total, count = 0.0, 0
     devices = [data["x"].device] if data["x"].is_cuda else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), autocast(dtype, data["x"].device):
         torch.manual_seed(seed)
         for batch in iterate_batches(data, batch_size):
             n = len(batch["x"])
@@ -130,6 +191,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = train_data["x"].device
+    dtype = resolve_precision(cfg.precision, device)
     model.to(device, memory_format=memory_format(cfg)).train()
     parallel = distributed.active()
     if parallel:
@@ -137,6 +199,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
     optimizers = model.optimizers(cfg.lr)
     if parallel:
         optimizers = [distributed.synchronise(o) for o in optimizers]
+    probe, probe_optimizer = joint_probe(model, train_data, cfg, parallel)
+    best_probe = None
     shuffle = torch.Generator().manual_seed(cfg.seed)  # the same global batch order on every rank
     main = distributed.is_main()
     if log_fn is None or not main:
@@ -155,6 +219,10 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         start_epoch, step, history = state["epoch"], state["step"], list(state["history"])
         best_val, best_state, bad_epochs = state["best_val"], state["best_state"], state["bad_epochs"]
         elapsed_train, samples_seen = state["elapsed_train"], state["samples_seen"]
+        if probe is not None:
+            probe.load_state_dict(state["probe"])
+            probe_optimizer.load_state_dict(state["probe_optimizer"])
+            best_probe = state["best_probe"]
         log.info("resuming from epoch %d of %s", start_epoch, resume_path)
     else:
         seed_everything(cfg.seed + distributed.rank())  # model noise differs per rank, as in DDP
@@ -170,7 +238,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         if bad_epochs >= cfg.patience:
             stopped_early = True
             break
-        model.on_epoch_start(epoch, train_data["x"])
+        with autocast(dtype, device):
+            model.on_epoch_start(epoch, train_data["x"])
         sums: dict[str, float] = {}
         window: dict[str, float] = {}
         n_batches = 0
@@ -178,7 +247,10 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         for batch in model.batches(train_data, cfg.batch_size, shuffle, steps_per_epoch):
             if parallel:
                 batch = distributed.shard(batch)
-            terms = model.train_step(batch, optimizers, step)
+            with autocast(dtype, device):  # the whole step: models with critics call backward themselves
+                terms = model.train_step(batch, optimizers, step)
+                if probe is not None:
+                    terms = {**terms, **probe.step(model, batch, probe_optimizer)}
             values = {k: float(v) for k, v in terms.items()}
             if not math.isfinite(values["loss"]):
                 raise TrainingDiverged(
@@ -196,7 +268,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
                 window = {}
         epoch_seconds = time.perf_counter() - t0
         elapsed_train += epoch_seconds
-        val = validation_loss(model, val_data, cfg.batch_size, cfg.seed)
+        val = validation_loss(model, val_data, cfg.batch_size, cfg.seed, dtype)
         if not math.isfinite(val):
             raise TrainingDiverged(f"validation loss became {val} at epoch {epoch + 1}; nothing was registered; "
                                    f"lower `train.lr` (now {cfg.lr})")
@@ -207,6 +279,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         if val < best_val:
             best_val, bad_epochs = val, 0
             best_state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+            if probe is not None:
+                best_probe = {k: v.detach().clone().cpu() for k, v in probe.state_dict().items()}
         else:
             bad_epochs += 1
         bar.set_postfix(loss=f"{record['train_loss']:.4g}", val=f"{val:.4g}")
@@ -223,6 +297,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
             "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
             "best_val": best_val, "best_state": best_state, "bad_epochs": bad_epochs,
             "elapsed_train": elapsed_train, "samples_seen": samples_seen,
+            **({"probe": probe.state_dict(), "probe_optimizer": probe_optimizer.state_dict(), "best_probe": best_probe}
+               if probe is not None else {}),
         })
     bar.close()
     if best_state is not None:
@@ -233,7 +309,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         best_val_loss=best_val, epochs_run=len(history), train_seconds=elapsed_train,
         samples_per_s=samples_seen / elapsed_train if elapsed_train > 0 else float("nan"),
         stopped_early=stopped_early, resumed_from_epoch=start_epoch if state is not None else 0,
-        history=history,
+        history=history, steps=step, samples_seen=samples_seen,
+        precision="bf16" if dtype == torch.bfloat16 else "fp32", probe_state=best_probe,
     )
 
 
