@@ -9,7 +9,7 @@ from aebench.evaluate import EvalContext
 from aebench.models import build_model
 from aebench.models.base import DataInfo
 from aebench.models.mlvae import MLVAEConfig, gaussian_kl, group_posterior
-from aebench.models.mlvae_eval import Posteriors, accumulation_curve
+from aebench.models.mlvae_eval import Posteriors, ProbeSpec, accumulation_curve
 from aebench.training import split_tensors
 
 INFO = DataInfo((1, 8, 8), "image", 4, 64)
@@ -124,7 +124,9 @@ def test_training_batches_skip_heldout_groups(batching):
                 assert (b["group_slot"] == s).sum() == 4 and b["group"][b["group_slot"] == s].unique().numel() == 1
 
 
-def test_accumulation_improves_a_probe_of_noisy_content():
+@pytest.mark.parametrize("spec", [ProbeSpec(kind="linear", sample=False),
+                                  ProbeSpec(kind="mlp", sample=False, steps=300, lr=1e-3)], ids=["linear", "mlp"])
+def test_accumulation_improves_a_probe_of_noisy_content(spec):
     """Members' content = class centre + noise of variance 4 (their stated variance): one
     observation is a poor guess, the product of ten is a good one, and variance falls as 1/k."""
     g = torch.Generator().manual_seed(0)
@@ -135,13 +137,14 @@ def test_accumulation_improves_a_probe_of_noisy_content():
         lv = torch.full_like(mu, np.log(4.0))
         return Posteriors(mu, lv, mu[:, :1], lv[:, :1], group)
 
-    rows = accumulation_curve(posteriors(800), posteriors(400), [1, 10], 3, "linear", sample=False, seed=0)
+    rows = accumulation_curve(posteriors(800), posteriors(400), [1, 10], 3, spec, seed=0)
     single, ten = rows
     assert single["content_acc"] < 0.8 and ten["content_acc"] > 0.95
     assert single["content_var"] == pytest.approx(4.0) and ten["content_var"] == pytest.approx(0.4)
 
 
-def test_extra_metrics_report_curves_heldout_and_swap_grids(tmp_path):
+@pytest.mark.parametrize("probe", ["linear", "mlp"])
+def test_extra_metrics_report_curves_heldout_and_swap_grids(tmp_path, probe):
     rng = np.random.default_rng(0)
 
     def split(n):
@@ -149,7 +152,7 @@ def test_extra_metrics_report_curves_heldout_and_swap_grids(tmp_path):
         return Split(index=np.arange(n), x=rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8), label=group,
                      group=group, shape=(1, 8, 8), kind="image", n_classes=5)
 
-    m = model(heldout_groups=[3, 4], probe="linear", eval_group_sizes=[1, 2, 5], eval_repeats=2).eval()
+    m = model(heldout_groups=[3, 4], probe=probe, probe_steps=20, eval_group_sizes=[5, 1, 2], eval_repeats=2).eval()
     train, test = split(100), split(50)
     x_tr, x_te = split_tensors(train)["x"], split_tensors(test)["x"]
     with torch.no_grad():
@@ -157,8 +160,11 @@ def test_extra_metrics_report_curves_heldout_and_swap_grids(tmp_path):
                           z_test=m.encode(x_te).numpy(), k=5, seed=0, plots=tmp_path, figure_examples=4)
     out = m.extra_metrics(ctx)
     for key in ["content_acc", "style_acc", "chance_acc", "content_acc_g5", "heldout_content_acc",
-                "heldout_style_acc", "heldout_chance", "heldout_content_acc_g5"]:
+                "heldout_style_acc", "heldout_chance", "heldout_content_acc_g5", "content_acc_accumulated",
+                "heldout_content_acc_accumulated"]:
         assert 0.0 <= out[key] <= 1.0, key
+    assert out["content_acc_accumulated"] == out["content_acc_g5"]  # the largest group size, in any order
+    assert out["heldout_content_acc_accumulated"] == out["heldout_content_acc_g5"]
     assert out["content_var_g1"] > out["content_var_g2"] > out["content_var_g5"]
     assert out["chance_acc"] == pytest.approx(1 / 3) and out["heldout_chance"] == pytest.approx(0.5)
     for name in ["accumulation.csv", "accumulation.png", "swap_grid.png", "swap_grid_accumulated.png"]:

@@ -9,19 +9,26 @@ a little under a prior-sized variance counts for little) or posterior means (`me
 - `content_acc_g{k}`: both splits cut at random into groups of k observations of one id;
   each group's content posterior is the product of its members' Gaussians, and each member
   gets a code from it; `content_var_g{k}` is that posterior's variance averaged over groups
-  and dimensions. `content_acc` = `content_acc_g1` (single observations). The test-side
-  partition is drawn `eval_repeats` times and averaged. Written to `accumulation.csv`/`.png`.
-- `style_acc`: the same for the single-observation style code; near `chance_acc` (the test
-  share of the most frequent id) when style carries no group information.
+  and dimensions. `content_acc` = `content_acc_g1` (single observations, no accumulation);
+  `content_acc_accumulated` = the largest k of `eval_group_sizes` (the authors accumulate
+  over the members of each id in a random batch of 128 MNIST images: about 13). The
+  test-side partition is drawn `eval_repeats` times and averaged. Written to
+  `accumulation.csv`/`.png`.
+- `style_acc`: the same for the single-observation style code; `chance_acc` is the test
+  share of the most frequent id.
 - `heldout_*`: the same probes, fitted and scored on the ids of `heldout_groups` only (the
   model never trained on them): their content still separates them if it generalises.
 - `swap_grid.png`: decoder means with the style of the row's test image and the content of
   the column's; `swap_grid_accumulated.png` takes each column's content from ten test images
   of its group (image data only).
-Probes: a softmax regression (`probe: linear`, the default: seconds) or the authors'
-classifier shape, an MLP with two hidden layers of 256 (`probe: mlp`: about 15 minutes for
-20k MNIST codes on a busy two-core machine, and a stronger reader of style: on MNIST it
-finds 79% where the linear probe finds 58%).
+
+The probe is the authors' classifier by default (`probe: mlp`: 256-256, BatchNorm, LeakyReLU
+0.2, Adam 1e-4, batch 128, codes redrawn every step; `probe_steps` Adam steps, 100000 in the
+authors' script). It reads style far better than a softmax regression (`probe: linear`):
+on MNIST a style code the linear probe puts at 58% the MLP puts at 79%, so "style near
+chance" is not what the method delivers, and it is not what the paper claims: the paper's
+claim is that the content, with evidence accumulated over a group, predicts the group far
+better than the style does, and that it does so for groups unseen in training too.
 """
 
 from __future__ import annotations
@@ -33,11 +40,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from aebench import figures
 from aebench.data.samplers import draw_groups
 from aebench.io import atomic_path
-from aebench.models.mlvae import group_posterior
+from aebench.models.mlvae import group_posterior, lecun_normal_
 
 SWAP_MAX_GROUPS = 10
 SWAP_ACCUMULATE = 10
@@ -65,24 +73,92 @@ def posteriors_of(model, x: torch.Tensor, group: np.ndarray, batch_size: int = 5
     return Posteriors(c_mu, c_lv, s_mu, s_lv, torch.from_numpy(np.asarray(group, dtype=np.int64)))
 
 
-def fit_probe(z: np.ndarray, y: np.ndarray, kind: str, seed: int):
-    """A classifier of `y` from standardised `z`, with `predict`."""
-    from sklearn.exceptions import ConvergenceWarning
+@dataclass(frozen=True)
+class ProbeSpec:
+    """How to fit a probe: `kind` (mlp | linear), whether it reads posterior samples, and the
+    MLP's optimisation budget (see `MLVAEConfig`)."""
+
+    kind: str = "mlp"
+    sample: bool = True
+    steps: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-4
+    device: str = "cpu"
+
+    @classmethod
+    def from_config(cls, cfg, device: torch.device | str = "cpu") -> "ProbeSpec":
+        return cls(kind=cfg.probe, sample=cfg.probe_input == "sample", steps=cfg.probe_steps,
+                   batch_size=cfg.probe_batch_size, lr=cfg.probe_lr, device=str(device))
+
+
+def probe_net(n_in: int, n_classes: int) -> nn.Sequential:
+    """The first author's classifier shape: two hidden layers of 256, each Linear -> BatchNorm
+    -> LeakyReLU(0.2), LeCun-normal weights and biases (`classification_accuracy.py`)."""
+    layers: list[nn.Module] = []
+    for width_in in (n_in, 256):
+        layers += [nn.Linear(width_in, 256), nn.BatchNorm1d(256), nn.LeakyReLU(0.2)]
+    net = nn.Sequential(*layers, nn.Linear(256, n_classes))
+    net.apply(lecun_normal_)
+    return net
+
+
+class MLPProbe:
+    """The authors' MLP probe. Trained with Adam for a fixed number of steps on minibatches
+    whose codes are redrawn from the posteriors at every step (the authors reparameterise
+    inside their training loop), so the probe sees the noise the decoder sees; a fixed
+    step count keeps its cost independent of the dataset's size. Predicts with BatchNorm's
+    running statistics."""
+
+    def __init__(self, spec: ProbeSpec, seed: int):
+        self.spec, self.seed = spec, seed
+
+    def fit(self, mu: np.ndarray, logvar: np.ndarray, y: np.ndarray) -> "MLPProbe":
+        self.classes, targets = np.unique(y, return_inverse=True)
+        device = torch.device(self.spec.device)
+        mu_t = torch.as_tensor(mu, dtype=torch.float32, device=device)
+        std_t = torch.exp(0.5 * torch.as_tensor(logvar, dtype=torch.float32, device=device))
+        y_t = torch.as_tensor(targets, device=device)
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            torch.manual_seed(self.seed)
+            gen = torch.Generator(device=device).manual_seed(self.seed)
+            self.net = probe_net(mu_t.shape[1], len(self.classes)).to(device).train()
+            opt = torch.optim.Adam(self.net.parameters(), lr=self.spec.lr, betas=(0.9, 0.999))
+            batch = min(self.spec.batch_size, len(mu_t))
+            for _ in range(self.spec.steps):
+                rows = torch.randint(len(mu_t), (batch,), generator=gen, device=device)
+                z = mu_t[rows]
+                if self.spec.sample:
+                    z = z + std_t[rows] * torch.randn(z.shape, generator=gen, device=device)
+                loss = nn.functional.cross_entropy(self.net(z), y_t[rows])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        self.net.eval()
+        return self
+
+    @torch.no_grad()
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        logits = self.net(torch.as_tensor(z, dtype=torch.float32, device=torch.device(self.spec.device)))
+        return self.classes[logits.argmax(1).cpu().numpy()]
+
+
+def fit_probe(mu: np.ndarray, logvar: np.ndarray, y: np.ndarray, spec: ProbeSpec, seed: int):
+    """A classifier of `y` from codes with posterior means `mu` and log-variances `logvar`,
+    with `predict(codes)`: the authors' MLP, or a softmax regression on standardised codes
+    (one posterior sample per row when `spec.sample`)."""
+    if spec.kind == "mlp":
+        return MLPProbe(spec, seed).fit(mu, logvar, y)
     from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if kind == "linear":
-        clf = LogisticRegression(max_iter=1000, random_state=seed)
-    else:
-        clf = MLPClassifier(hidden_layer_sizes=(256, 256), max_iter=200, early_stopping=len(z) >= 2000,
-                            random_state=seed)
-    probe = make_pipeline(StandardScaler(), clf)
+    from sklearn.exceptions import ConvergenceWarning
+
+    generator = torch.Generator().manual_seed(seed)
+    z = _draw(torch.as_tensor(mu), torch.as_tensor(logvar), spec.sample, generator)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        probe.fit(z, y)
-    return probe
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed)).fit(z, y)
 
 
 def chance(y: np.ndarray) -> float:
@@ -96,36 +172,41 @@ def _draw(mu: torch.Tensor, logvar: torch.Tensor, sample: bool, generator: torch
     return mu.numpy()
 
 
-def group_codes(post: Posteriors, k: int, sample: bool, generator: torch.Generator
-                ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Content codes of every member of random groups of k (one id each), their ids, and the
-    group posteriors' mean variance. Rows of ids with fewer than k members are left out."""
+def group_codes(post: Posteriors, k: int, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float]:
+    """Content posteriors (mean, log-variance) of every member of random groups of k (one id
+    each), each member getting its group's product of Gaussians; their ids; and the group
+    posteriors' mean variance. Rows of ids with fewer than k members are left out."""
     members = draw_groups(post.group, k, generator)
     if len(members) == 0:
-        return np.zeros((0, post.c_mu.shape[1])), np.zeros(0, dtype=np.int64), float("nan")
+        empty = post.c_mu[:0]
+        return empty, empty, np.zeros(0, dtype=np.int64), float("nan")
     flat = members.reshape(-1)
     index = torch.arange(len(members)).repeat_interleave(k)
     g_mu, g_lv = group_posterior(post.c_mu[flat], post.c_lv[flat], index, len(members))
-    codes = _draw(g_mu[index], g_lv[index], sample, generator)
-    return codes, post.group[flat].numpy(), float(g_lv.exp().mean())
+    return g_mu[index], g_lv[index], post.group[flat].numpy(), float(g_lv.exp().mean())
 
 
-def accumulation_curve(train: Posteriors, test: Posteriors, sizes: list[int], repeats: int, kind: str,
-                       sample: bool, seed: int) -> list[dict]:
-    """Per test group size k: probe accuracy of the accumulated content and its variance."""
+def accumulation_curve(train: Posteriors, test: Posteriors, sizes: list[int], repeats: int, spec: ProbeSpec,
+                       seed: int) -> list[dict]:
+    """Per test group size k: probe accuracy of the accumulated content and its variance.
+
+    The probe of size k is trained on train-split groups of k (as the authors train theirs on
+    codes accumulated over the groups of a minibatch) and scored on test-split groups of k.
+    """
     generator = torch.Generator().manual_seed(seed)
     rows = []
-    for k in sizes:
-        z_tr, y_tr, _ = group_codes(train, k, sample, generator)
+    for k in sorted(set(sizes)):
+        mu_tr, lv_tr, y_tr, _ = group_codes(train, k, generator)
         if len(np.unique(y_tr)) < 2:
             continue
-        probe = fit_probe(z_tr, y_tr, kind, seed)
+        probe = fit_probe(mu_tr.numpy(), lv_tr.numpy(), y_tr, spec, seed)
         accs, variances, counts = [], [], []
-        for _ in range(1 if (k == 1 and not sample) else repeats):
-            z_te, y_te, var = group_codes(test, k, sample, generator)
+        for _ in range(1 if (k == 1 and not spec.sample) else repeats):
+            mu_te, lv_te, y_te, var = group_codes(test, k, generator)
             if len(y_te) == 0:
                 break
-            accs.append(float(np.mean(probe.predict(z_te) == y_te)))
+            accs.append(float(np.mean(probe.predict(_draw(mu_te, lv_te, spec.sample, generator)) == y_te)))
             variances.append(var)
             counts.append(len(y_te) // k)
         if accs:
@@ -134,17 +215,17 @@ def accumulation_curve(train: Posteriors, test: Posteriors, sizes: list[int], re
     return rows
 
 
-def style_accuracy(train: Posteriors, test: Posteriors, kind: str, sample: bool, seed: int) -> float:
+def style_accuracy(train: Posteriors, test: Posteriors, spec: ProbeSpec, seed: int) -> float:
     generator = torch.Generator().manual_seed(seed + 1)
-    probe = fit_probe(_draw(train.s_mu, train.s_lv, sample, generator), train.group.numpy(), kind, seed)
-    return float(np.mean(probe.predict(_draw(test.s_mu, test.s_lv, sample, generator)) == test.group.numpy()))
+    probe = fit_probe(train.s_mu.numpy(), train.s_lv.numpy(), train.group.numpy(), spec, seed)
+    return float(np.mean(probe.predict(_draw(test.s_mu, test.s_lv, spec.sample, generator)) == test.group.numpy()))
 
 
 def mlvae_metrics(model, ctx) -> dict[str, float]:
     from aebench.training import split_tensors
 
     cfg = model.config
-    sample = cfg.probe_input == "sample"
+    spec = ProbeSpec.from_config(cfg, model.device)
     held = np.asarray(cfg.heldout_groups, dtype=np.int64)
     train = posteriors_of(model, split_tensors(ctx.train, model.device)["x"], ctx.train.group)
     test = posteriors_of(model, ctx.test_x, ctx.test.group)
@@ -157,15 +238,16 @@ def mlvae_metrics(model, ctx) -> dict[str, float]:
         tr, te = train.subset(in_tr), test.subset(in_te)
         if len(np.unique(tr.group.numpy())) < 2 or len(te.group) == 0:
             continue
-        curves[name] = accumulation_curve(tr, te, cfg.eval_group_sizes, cfg.eval_repeats, cfg.probe, sample,
-                                          ctx.seed)
+        curves[name] = accumulation_curve(tr, te, cfg.eval_group_sizes, cfg.eval_repeats, spec, ctx.seed)
         for row in curves[name]:
             out[f"{prefix}content_acc_g{row['group_size']}"] = row["content_acc"]
             if name == "seen":
                 out[f"content_var_g{row['group_size']}"] = row["content_var"]
-        if 1 in cfg.eval_group_sizes:
-            out[f"{prefix}content_acc"] = out[f"{prefix}content_acc_g1"]
-        out[f"{prefix}style_acc"] = style_accuracy(tr, te, cfg.probe, sample, ctx.seed)
+            if row["group_size"] == 1:
+                out[f"{prefix}content_acc"] = row["content_acc"]
+        if curves[name]:
+            out[f"{prefix}content_acc_accumulated"] = max(curves[name], key=lambda r: r["group_size"])["content_acc"]
+        out[f"{prefix}style_acc"] = style_accuracy(tr, te, spec, ctx.seed)
         out["chance_acc" if name == "seen" else "heldout_chance"] = chance(te.group.numpy())
 
     if curves:
