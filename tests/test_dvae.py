@@ -211,3 +211,19 @@ def test_train_codes_walks_ignore_handed_data():
     before = model.sample(32, torch.Generator().manual_seed(0))
     model.start_sampling_from(loop_data(40, seed=1)["x"])
     assert torch.equal(before, model.sample(32, torch.Generator().manual_seed(0)))
+
+
+def test_uncentred_target_covariance_stays_positive_definite_under_bf16():
+    """The authors' uncentred neighbour sum is near rank one for large codes: rounded to
+    bf16 it is not positive definite, so the KL (Cholesky, log-determinants) runs in fp32."""
+    from aebench.precision import autocast
+
+    data = loop_data(200)
+    model = fitted_model(data, local_cov="uncentred", latent_dim=3)
+    model._attach(data)
+    model.set_diffusion_map(data["index"].numpy(), 50.0 * model._bank.numpy() + 20.0)  # large, far from 0
+    model._attach(data)
+    with autocast(torch.bfloat16, "cpu"):
+        for start in range(0, 200, 50):
+            terms = model.loss({k: v[start:start + 50] for k, v in data.items()}, 0)
+            assert torch.isfinite(terms["kl"]) and terms["kl"].dtype == torch.float32

@@ -239,8 +239,10 @@ class DVAE(AutoEncoderBase):
         dist = torch.cdist(z.detach(), ref_codes)
         dist = dist.masked_fill(ids[:, None] == ref_ids[None, :], math.inf)
         nbrs = dist.topk(k, dim=1, largest=False).indices  # (B, k)
-        target_cov = local_covariance(ref_codes[nbrs], self.config.cov_reg, self.config.local_cov == "centred")
-        kl = kl_to_local_gaussian(V, e, target_cov).mean()
+        with torch.autocast(x.device.type, enabled=False):  # Cholesky and log-determinants need fp32
+            target_cov = local_covariance(ref_codes[nbrs].float(), self.config.cov_reg,
+                                          self.config.local_cov == "centred")
+            kl = kl_to_local_gaussian(V.float(), e.float(), target_cov).mean()
         nbhd = self.neighbourhood_loss(self.decoder(z), ref_x[nbrs])
         total = self.config.embed_weight * embed + self.config.kl_weight * kl + nbhd
         return {"loss": total, "embed": embed, "kl": kl, "neighbourhood": nbhd}
