@@ -3,7 +3,7 @@
 The claims are data (`claims.yaml` beside this file); no model or dataset name appears in
 code. A claim names a paper, a statement, the data it `needs` and one or more checks. A
 dataset qualifies when it has every trait the claim needs (see `TRAITS`); the claim is then
-evaluated on each qualifying dataset where at least one of its models ran, one row per
+evaluated on each qualifying dataset where all of its models ran, one row per
 (claim, dataset), so a run on MNIST, CIFAR-10 or any other dataset gets rows for every
 claim whose models it trained. Each check compares one model's metric with
 
@@ -371,10 +371,10 @@ def evaluate_on(claim: Claim, dataset: str, run: RunData) -> ClaimResult:
 
 
 def evaluate_claim(claim: Claim, run: RunData) -> list[ClaimResult]:
-    """One row per qualifying dataset where any of the claim's models ran; one "not run" row
-    saying what is missing when there is none."""
+    """One row per qualifying dataset on which every model of the claim was planned; one
+    "not run" row saying what is missing when there is none."""
     qualifying = qualifying_datasets(claim, run)
-    rows = [evaluate_on(claim, d, run) for d in qualifying if any(_ran(run, d, m) for m in claim.models)]
+    rows = [evaluate_on(claim, d, run) for d in qualifying if all(_ran(run, d, m) for m in claim.models)]
     if rows:
         return rows
     checks = [CheckResult(c, Side(c.model, None), Side(c.right_model, None), NOT_RUN) for c in claim.checks]
@@ -382,7 +382,7 @@ def evaluate_claim(claim: Claim, run: RunData) -> list[ClaimResult]:
     if not qualifying:
         reason = f"no dataset of this run has what the claim needs: {needs}"
     else:
-        reason = f"{', '.join(claim.models)} ran on none of the qualifying datasets ({', '.join(qualifying)})"
+        reason = f"no qualifying dataset ({', '.join(qualifying)}) ran all of {', '.join(claim.models)}"
     return [ClaimResult(claim, None, checks, NOT_RUN, reason)]
 
 

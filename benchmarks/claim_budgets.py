@@ -1,0 +1,129 @@
+"""How a claim's checks move with the training budget: the claim's models retrained and
+re-evaluated at several budgets on one dataset of a profile run, each check's two values per
+budget, a figure and a table.
+
+    python benchmarks/claim_budgets.py acai-downstream mnist --epochs 1 2 4
+    python benchmarks/claim_budgets.py mlvae-content-style mnist --epochs 2 5 10 20
+
+It works from the profile's worktree (`.profiles/<profile>/`, made by `aebench profile`): its
+processed data and params, with each compared run's `train.epochs` replaced (and its early
+stopping off) in a scratch root per budget beside it, so the profile's own outputs are not
+touched. Results: `results/<profile>-budgets/<claim>-<dataset>.{json,md,png}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def scratch_root(tree: Path, base: Path, runs: list[str], epochs: int) -> Path:
+    """A root sharing the worktree's data, whose params give `runs` `epochs` epochs."""
+    root = base / f"epochs-{epochs}"
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / "data").exists():
+        (root / "data").symlink_to(tree / "data")
+    params = yaml.safe_load((tree / "params.yaml").read_text())
+    for key in runs:
+        train = params["runs"][key].setdefault("train", {})
+        train.update(epochs=epochs, patience=epochs)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def measure(claim, dataset: str, epochs: list[int], tree: Path, base: Path) -> list[dict]:
+    from aebench import pipeline
+    from aebench.report.claims import Budget, RunData, evaluate_on, read_traits
+
+    models = claim.models
+    points = []
+    for e in epochs:
+        root = scratch_root(tree, base, [f"{dataset}-{m}" for m in models], e)
+        os.environ["AEBENCH_ROOT"] = str(root)
+        metrics, budgets = {}, {}
+        for model in models:
+            t0 = time.perf_counter()
+            pipeline.train(dataset, model, root)
+            metrics[(dataset, model)] = pipeline.evaluate(dataset, model, root)
+            run = json.loads((root / "models" / dataset / model / "run.json").read_text())
+            budgets[(dataset, model)] = Budget.from_run(run)
+            print(f"{claim.id} {dataset} {model} at {e} epochs: {time.perf_counter() - t0:.0f} s", flush=True)
+        traits, n_classes = read_traits(root / "data" / "processed" / dataset, has_ood_companion=True)
+        run_data = RunData([dataset], models, metrics, {dataset: n_classes}, {dataset: traits}, budgets)
+        row = evaluate_on(claim, dataset, run_data)
+        points.append({
+            "epochs": e, "status": row.status,
+            "samples_seen": {m: (b.samples_seen if (b := budgets[(dataset, m)]) else None) for m in models},
+            "checks": [{"text": c.describe(), "status": c.status, "left": c.left.value, "right": c.right.value,
+                        "threshold": c.threshold} for c in row.checks],
+        })
+    return points
+
+
+def write(claim, dataset: str, points: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{claim.id}-{dataset}"
+    stem.with_suffix(".json").write_text(json.dumps({"claim": claim.id, "dataset": dataset, "points": points},
+                                                    indent=2) + "\n")
+    lines = [f"# {claim.id} on {dataset}: checks by training budget", "",
+             "| epochs | status | " + " | ".join(c.metric for c in claim.checks) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in claim.checks) + " |"]
+    for p in points:
+        lines.append(f"| {p['epochs']} | {p['status']} | " + " | ".join(c["text"] for c in p["checks"]) + " |")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    fig, axes = plt.subplots(1, len(claim.checks), figsize=(4.2 * len(claim.checks), 3.2), squeeze=False)
+    x = [p["epochs"] for p in points]
+    for ax, (i, check) in zip(axes[0], enumerate(claim.checks)):
+        ax.plot(x, [p["checks"][i]["left"] for p in points], "o-", label=f"{check.model} {check.metric}")
+        right = f"{check.right_model} {check.right_metric}" if check.is_comparison else "threshold"
+        ax.plot(x, [p["checks"][i]["threshold"] for p in points], "s--", label=right + (
+            f" + {check.plus:g}" if check.plus else ""))
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("epochs")
+        ax.set_title(f"{check.metric} ({check.op})", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{claim.id} on {dataset}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".png"), dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("claim")
+    parser.add_argument("dataset")
+    parser.add_argument("--epochs", type=int, nargs="+", required=True)
+    parser.add_argument("--profile", default="paper")
+    args = parser.parse_args()
+    tree = REPO / ".profiles" / args.profile
+    if not (tree / "params.yaml").is_file():
+        sys.exit(f"{tree} has no params.yaml: run `aebench profile {args.profile}` first")
+    sys.path.insert(0, str(tree / "src"))  # the profile's code, as its stages ran it
+    from aebench.pipeline import setup_logging
+    from aebench.report.claims import load_claims
+
+    setup_logging()
+    claim = next((c for c in load_claims() if c.id == args.claim), None)
+    if claim is None:
+        sys.exit(f"no claim {args.claim!r} in claims.yaml")
+    base = tree.parent / f"{args.profile}-budgets" / f"{args.claim}-{args.dataset}"
+    points = measure(claim, args.dataset, args.epochs, tree, base)
+    write(claim, args.dataset, points, REPO / "results" / f"{args.profile}-budgets")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
