@@ -85,6 +85,12 @@ def test_comparison_held_and_not_held():
     assert failed.status == NOT_HELD and failed.reasons == []
 
 
+def test_values_equal_when_rounded_are_shown_with_more_digits():
+    c = claim({"metric": "ood_auroc", "model": "a", "op": ">=", "other_model": "b"})
+    row = one_row(c, run_data({("d", "a"): {"ood_auroc": 0.99973141}, ("d", "b"): {"ood_auroc": 0.99996934}}))
+    assert row.checks[0].describe() == "ood_auroc: a 0.999731 >= b 0.999969"
+
+
 def test_ties_hold_only_for_non_strict_ops():
     metrics = {("d", "a"): {"ood_auroc": 0.8}, ("d", "b"): {"ood_auroc": 0.8}}
     assert one_row(claim({"metric": "ood_auroc", "model": "a", "op": ">=", "other_model": "b"}),

@@ -250,10 +250,13 @@ class CheckResult:
         """One line, e.g. 'interp_smoothness: acai 0.102 < ae 0.443' or
         'style_acc: mlvae 0.150 < 1/n_classes = 1/10 + 0.1 (0.200)'."""
         c = self.check
-        left = f"{self.left.text} {format_value(self.left.value, c.metric)}"
+        left_value, right_value = format_value(self.left.value, c.metric), format_value(self.right.value, c.right_metric)
+        if left_value == right_value and self.left.value != self.right.value and self.right.value is not None:
+            left_value, right_value = f"{self.left.value:.6g}", f"{self.right.value:.6g}"  # equal when rounded
+        left = f"{self.left.text} {left_value}"
         plus = f" + {c.plus:g}" if c.plus else ""
         if c.is_comparison:
-            right = f"{self.right.text} {format_value(self.right.value, c.right_metric)}{plus}"
+            right = f"{self.right.text} {right_value}{plus}"
             if plus and self.right.value is not None:
                 right += f" ({format_value(self.threshold, c.right_metric)})"
         elif c.value is not None:
