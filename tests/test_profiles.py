@@ -68,3 +68,36 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["wall_seconds"] == 12.3 and len(provenance["commit"]) == 40
     assert {"date", "machine", "gpu"} <= set(provenance)
+
+
+def test_paper_profile_carries_the_papers_settings():
+    """The values the authors' code uses (PAPERS.md, the config fields' descriptions)."""
+    from aebench.config import resolve_model
+
+    path = ROOT / "profiles" / "paper.yaml"
+    params = load_params(path)
+
+    def model(name, run):
+        _, config, train = resolve_model(params, name, path, run=run)
+        return config, train
+
+    acai, acai_train = model("acai", "mnist-acai")
+    baseline, baseline_train = model("paper_ae", "mnist-paper_ae")
+    for config, train in ((acai, acai_train), (baseline, baseline_train)):  # brain-research/acai
+        assert (config.arch, config.width, config.latent_dim, config.latent_side, config.pad_to) == ("acai", 16, 32, 4, 32)
+        assert (train.lr, train.batch_size, train.joint_probe, train.joint_probe_lr) == (1e-4, 64, True, 1e-4)
+    assert (acai.advweight, acai.reg) == (0.5, 0.2) and baseline.keep_prob == 1.0
+    gwae, gwae_train = model("gwae_gmp", "mnist-gwae_gmp")  # ganmodokix/gwae
+    assert (gwae_train.lr, gwae.critic_lr, gwae.critic_steps, gwae.latent_dim, gwae_train.batch_size) == (1e-4, 1e-4, 5, 64, 64)
+    for name in ("acn", "vae", "acn_pixelcnn", "vae_pixelcnn"):  # binarised MNIST for both decoders
+        assert model(name, f"mnist-{name}")[0].binarize
+    assert model("acn", "mnist-acn")[0].neighbours == 5
+    mlvae, mlvae_train = model("mlvae", "mnist-mlvae")  # DianeBouchacourt/multi-level-vae
+    assert (mlvae_train.batch_size, mlvae_train.lr, mlvae.arch, mlvae.hidden, mlvae.content_dim, mlvae.style_dim) == \
+        (256, 1e-3, "paper", 500, 10, 10)
+    assert (mlvae.probe, mlvae.probe_lr, mlvae.probe_batch_size, mlvae.probe_input) == ("mlp", 1e-4, 128, "sample")
+    dvae, dvae_train = model("dvae", "loop-dvae")  # lihenryhfl/SpectralVAEGAN
+    assert (dvae.local_cov, dvae.recon_loss, dvae.walk_seeds, dvae_train.lr) == ("uncentred", "mse", "test_data", 1e-3)
+    assert all(params.data.options[d].variant == "paper" for d in ("loop", "sphere", "torus"))
+    assert params.data.options["omniglot"].invert is False and params.evaluate.ood_companion == {"mnist": "omniglot"}
+    assert params.evaluate.gw_reference == "train" and params.data.mirror == "../shared/data"
