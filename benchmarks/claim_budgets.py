@@ -80,20 +80,21 @@ def write(claim, dataset: str, points: list[dict], out: Path) -> None:
     stem.with_suffix(".json").write_text(json.dumps({"claim": claim.id, "dataset": dataset, "points": points},
                                                     indent=2) + "\n")
     lines = [f"# {claim.id} on {dataset}: checks by training budget", "",
-             "| epochs | status | " + " | ".join(c.metric for c in claim.checks) + " |",
-             "| --- | --- | " + " | ".join("---" for _ in claim.checks) + " |"]
+             "| epochs | samples seen | status | " + " | ".join(c.metric for c in claim.checks) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in claim.checks) + " |"]
     for p in points:
-        lines.append(f"| {p['epochs']} | {p['status']} | " + " | ".join(c["text"] for c in p["checks"]) + " |")
+        seen = ", ".join(f"{m} {n:,}" for m, n in p["samples_seen"].items() if n is not None)
+        lines.append(f"| {p['epochs']} | {seen} | {p['status']} | " + " | ".join(c["text"] for c in p["checks"]) + " |")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     fig, axes = plt.subplots(1, len(claim.checks), figsize=(4.2 * len(claim.checks), 3.2), squeeze=False)
-    x = [p["epochs"] for p in points]
+    x = [max(n for n in p["samples_seen"].values() if n is not None) for p in points]
     for ax, (i, check) in zip(axes[0], enumerate(claim.checks)):
         ax.plot(x, [p["checks"][i]["left"] for p in points], "o-", label=f"{check.model} {check.metric}")
         right = f"{check.right_model} {check.right_metric}" if check.is_comparison else "threshold"
         ax.plot(x, [p["checks"][i]["threshold"] for p in points], "s--", label=right + (
             f" + {check.plus:g}" if check.plus else ""))
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("epochs")
+        ax.set_xlabel("training samples per model")
         ax.set_title(f"{check.metric} ({check.op})", fontsize=9)
         ax.legend(fontsize=7)
     fig.suptitle(f"{claim.id} on {dataset}", fontsize=10)
@@ -107,6 +108,7 @@ def main() -> None:
     parser.add_argument("dataset")
     parser.add_argument("--epochs", type=int, nargs="+", required=True)
     parser.add_argument("--profile", default="paper")
+    parser.add_argument("--replot", action="store_true", help="rewrite the table and figure from the saved JSON")
     args = parser.parse_args()
     tree = REPO / ".profiles" / args.profile
     if not (tree / "params.yaml").is_file():
@@ -119,9 +121,14 @@ def main() -> None:
     claim = next((c for c in load_claims() if c.id == args.claim), None)
     if claim is None:
         sys.exit(f"no claim {args.claim!r} in claims.yaml")
+    out = REPO / "results" / f"{args.profile}-budgets"
+    if args.replot:
+        points = json.loads((out / f"{args.claim}-{args.dataset}.json").read_text())["points"]
+        write(claim, args.dataset, points, out)
+        return
     base = tree.parent / f"{args.profile}-budgets" / f"{args.claim}-{args.dataset}"
     points = measure(claim, args.dataset, args.epochs, tree, base)
-    write(claim, args.dataset, points, REPO / "results" / f"{args.profile}-budgets")
+    write(claim, args.dataset, points, out)
     shutil.rmtree(base, ignore_errors=True)
 
 
