@@ -61,12 +61,14 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     subprocess.run(["git", "-C", str(tree), "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q",
                     "--allow-empty", "-m", "x"], check=True)
     collect(tree, out, profile, 12.34)
+    collect(tree, out, profile, 5.0)  # a resumed run: both are recorded
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == ["claims.json", "claims.md", "eval/mnist/vae/metrics.json", "eval/mnist/vae/plots/roc.png",
                      "models/mnist/vae/run.json", "params.yaml", "provenance.json", "summary.md"]
     assert (out / "summary.md").read_text().startswith("![roc](eval/mnist/vae/plots/roc.png)")
     provenance = json.loads((out / "provenance.json").read_text())
-    assert provenance["wall_seconds"] == 12.3 and len(provenance["commit"]) == 40
+    assert provenance["wall_seconds"] == 5.0 and len(provenance["commit"]) == 40
+    assert [r["wall_seconds"] for r in provenance["runs"]] == [12.3, 5.0]
     assert {"date", "machine", "gpu"} <= set(provenance)
 
 

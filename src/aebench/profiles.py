@@ -12,7 +12,8 @@ workspace so that the default `params.yaml` stays the quick default.
 3. copies what a reader needs into `results/paper/`: `summary.md` (figure links rewritten),
    `claims.json`, `claims.md`, every run's `metrics.json` and `run.json`, the figures
    summary.md links, the profile itself, and `provenance.json` (commit, date, machine,
-   wall time).
+   wall time of this `dvc repro` and of every earlier one of the worktree: a resumed run
+   reruns only what changed, so the full cost is in the first).
 
 Only committed code runs: uncommitted changes are not in the worktree, and the results name
 the commit they came from.
@@ -20,6 +21,7 @@ the commit they came from.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 PROFILES = "profiles"
 WORKTREES = ".profiles"
 RESULTS = "results"
+RUN_LOG = "profile-runs.json"  # in the worktree: every `dvc repro` it had, with its wall time
 LINK = re.compile(r"\]\((\.\./[^)\s]+)\)")  # a relative Markdown link out of reports/
 
 
@@ -121,13 +124,25 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     shutil.copy2(profile, out / "params.yaml")
+    runs = _record_run(tree, seconds)
     write_json_atomic(out / "provenance.json", {
-        "commit": _git(tree, "rev-parse", "HEAD"),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": runs[-1]["commit"],
+        "date": runs[-1]["date"],
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_cpu_name()}",
         "gpu": _gpu_name(),
         "wall_seconds": round(seconds, 1),
+        "runs": runs,  # every `dvc repro` of this worktree: a resumed run reruns only what changed
     })
+
+
+def _record_run(tree: Path, seconds: float) -> list[dict]:
+    """Append this `dvc repro` to the worktree's run log (RUN_LOG) and return the log."""
+    log_path = tree / RUN_LOG
+    runs = json.loads(log_path.read_text()) if log_path.is_file() else []
+    runs.append({"commit": _git(tree, "rev-parse", "HEAD"), "date": datetime.now(timezone.utc).strftime(
+        "%Y-%m-%d %H:%M UTC"), "wall_seconds": round(seconds, 1)})
+    write_json_atomic(log_path, runs)
+    return runs
 
 
 def _cpu_name() -> str:
