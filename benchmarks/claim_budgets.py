@@ -3,7 +3,7 @@ re-evaluated at several budgets on one dataset of a profile run, each check's tw
 budget, a figure and a table.
 
     python benchmarks/claim_budgets.py acai-downstream mnist --epochs 1 2 4
-    python benchmarks/claim_budgets.py mlvae-content-style mnist --epochs 2 5 10 20
+    python benchmarks/claim_budgets.py dvae-topology rotation --epochs 30 100 300 --steps-per-epoch 10
 
 It works from the profile's worktree (`.profiles/<profile>/`, made by `aebench profile`): its
 processed data and params, with each compared run's `train.epochs` replaced (and its early
@@ -26,8 +26,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def scratch_root(tree: Path, base: Path, runs: list[str], epochs: int) -> Path:
-    """A root sharing the worktree's data, whose params give `runs` `epochs` epochs."""
+def scratch_root(tree: Path, base: Path, runs: list[str], epochs: int, steps_per_epoch: int | None) -> Path:
+    """A root sharing the worktree's data, whose params give `runs` `epochs` epochs (of at
+    most `steps_per_epoch` steps, when given)."""
     root = base / f"epochs-{epochs}"
     root.mkdir(parents=True, exist_ok=True)
     if not (root / "data").exists():
@@ -36,18 +37,20 @@ def scratch_root(tree: Path, base: Path, runs: list[str], epochs: int) -> Path:
     for key in runs:
         train = params["runs"][key].setdefault("train", {})
         train.update(epochs=epochs, patience=epochs)
+        if steps_per_epoch:
+            train["max_steps_per_epoch"] = steps_per_epoch
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
 
 
-def measure(claim, dataset: str, epochs: list[int], tree: Path, base: Path) -> list[dict]:
+def measure(claim, dataset: str, epochs: list[int], steps_per_epoch: int | None, tree: Path, base: Path) -> list[dict]:
     from aebench import pipeline
     from aebench.report.claims import Budget, RunData, evaluate_on, read_traits
 
     models = claim.models
     points = []
     for e in epochs:
-        root = scratch_root(tree, base, [f"{dataset}-{m}" for m in models], e)
+        root = scratch_root(tree, base, [f"{dataset}-{m}" for m in models], e, steps_per_epoch)
         os.environ["AEBENCH_ROOT"] = str(root)
         metrics, budgets = {}, {}
         for model in models:
@@ -107,6 +110,8 @@ def main() -> None:
     parser.add_argument("claim")
     parser.add_argument("dataset")
     parser.add_argument("--epochs", type=int, nargs="+", required=True)
+    parser.add_argument("--steps-per-epoch", type=int, default=None,
+                        help="cap every compared run's epochs at this many steps (equal budgets in steps)")
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--replot", action="store_true", help="rewrite the table and figure from the saved JSON")
     args = parser.parse_args()
@@ -127,7 +132,7 @@ def main() -> None:
         write(claim, args.dataset, points, out)
         return
     base = tree.parent / f"{args.profile}-budgets" / f"{args.claim}-{args.dataset}"
-    points = measure(claim, args.dataset, args.epochs, tree, base)
+    points = measure(claim, args.dataset, args.epochs, args.steps_per_epoch, tree, base)
     write(claim, args.dataset, points, out)
     shutil.rmtree(base, ignore_errors=True)
 
