@@ -157,9 +157,7 @@ def model_samples(ctx: EvalContext) -> np.ndarray | None:
     A sampler that starts from data (DVAE's random walks under `walk_seeds: test_data`) is
     first handed the test inputs through its `start_sampling_from` hook."""
     if "samples" not in ctx.extra:
-        start = getattr(ctx.model, "start_sampling_from", None)
-        if start is not None:
-            start(ctx.test_x)
+        ctx.model.start_sampling_from(ctx.test_x)
         with torch.random.fork_rng(devices=[]), autocast(ctx.dtype, ctx.model.device):
             torch.manual_seed(ctx.seed)
             gw_draw = gw_sample_count(ctx) if ctx.gw_points is None else ctx.gw_points

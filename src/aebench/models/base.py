@@ -162,6 +162,11 @@ class AutoEncoderBase(nn.Module, metaclass=abc.ABCMeta):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         return None
 
+    def start_sampling_from(self, x: torch.Tensor) -> None:
+        """Hand `sample` the data a sampler starts from (DVAE's walks from test images, as the
+        authors evaluate them); samplers that start from a prior ignore it."""
+        return None
+
     def neg_elbo(self, x: torch.Tensor) -> torch.Tensor | None:
         return None
 
