@@ -49,7 +49,10 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     (tree / "eval" / "mnist" / "vae" / "metrics.json").write_text('{"knn_acc": 0.9}')
     (tree / "models" / "mnist" / "vae" / "run.json").write_text('{"steps": 10}')
     (tree / "models" / "mnist" / "vae" / "checkpoint.pt").write_bytes(b"big")
-    (tree / "reports" / "summary.md").write_text("![roc](../eval/mnist/vae/plots/roc.png) [gone](../eval/x.png)\n")
+    (tree / "reports" / "figures").mkdir()
+    (tree / "reports" / "figures" / "curves.png").write_bytes(b"png")
+    (tree / "reports" / "summary.md").write_text("![roc](../eval/mnist/vae/plots/roc.png) [gone](../eval/x.png)\n"
+                                                 "![curves](figures/curves.png) [site](https://example.org/x.png)\n")
     (tree / "reports" / "claims.json").write_text("[]")
     (tree / "reports" / "claims.md").write_text("| claims |")
     profile = tmp_path / "paper.yaml"
@@ -64,7 +67,7 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     collect(tree, out, profile, 5.0)  # a resumed run: both are recorded
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == ["claims.json", "claims.md", "eval/mnist/vae/metrics.json", "eval/mnist/vae/plots/roc.png",
-                     "models/mnist/vae/run.json", "params.yaml", "provenance.json", "summary.md"]
+                     "figures/curves.png", "models/mnist/vae/run.json", "params.yaml", "provenance.json", "summary.md"]
     assert (out / "summary.md").read_text().startswith("![roc](eval/mnist/vae/plots/roc.png)")
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["wall_seconds"] == 5.0 and len(provenance["commit"]) == 40

@@ -45,7 +45,7 @@ PROFILES = "profiles"
 WORKTREES = ".profiles"
 RESULTS = "results"
 RUN_LOG = "profile-runs.json"  # in the worktree: every `dvc repro` it had, with its wall time
-LINK = re.compile(r"\]\((\.\./[^)\s]+)\)")  # a relative Markdown link out of reports/
+LINK = re.compile(r"\]\(((?:\.\./)?(?:eval|figures)/[^)\s]+)\)")  # summary.md's figure links
 
 
 def profile_path(name: str, root: Path) -> Path:
@@ -109,10 +109,12 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     summary = (tree / "reports" / "summary.md").read_text(encoding="utf-8")
+    reports = (tree / "reports").resolve()
     for rel in sorted(set(LINK.findall(summary))):
-        source = (tree / "reports" / rel).resolve()
+        source = (reports / rel).resolve()
         if source.is_file() and source.is_relative_to(tree.resolve()):
-            target = out / source.relative_to(tree.resolve())
+            # ../eval/... keeps its path under the tree; figures/... its path under reports/
+            target = out / source.relative_to(reports if source.is_relative_to(reports) else tree.resolve())
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     write_text_atomic(out / "summary.md", summary.replace("](../", "]("))
