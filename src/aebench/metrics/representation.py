@@ -93,6 +93,11 @@ def _labelled(z, y, zname: str, yname: str) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------- k-NN
 
 
+def _check_positive_int(name: str, value) -> None:
+    if int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def _train_test(z_train, y_train, z_test, y_test):
     """The labelled rows of both sides, checked to have equal dimensions; None when either
     side has no labelled rows."""
@@ -128,8 +133,7 @@ def knn_acc(z_train, y_train, z_test, y_test, k: int = 5) -> float:
     """
     from sklearn.neighbors import NearestNeighbors
 
-    if int(k) != k or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    _check_positive_int("k", k)
     pairs = _train_test(z_train, y_train, z_test, y_test)
     if pairs is None:
         return float("nan")
@@ -383,9 +387,8 @@ def cluster_acc_paper(z_train, y_train, z_test, y_test, n_init: int = 1000, max_
     """
     from sklearn.cluster import KMeans
 
-    for name, value in (("n_init", n_init), ("max_iter", max_iter)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    _check_positive_int("n_init", n_init)
+    _check_positive_int("max_iter", max_iter)
     pairs = _train_test(z_train, y_train, z_test, y_test)
     if pairs is None:
         return float("nan")
