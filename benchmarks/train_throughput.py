@@ -1,6 +1,7 @@
 """Training throughput (samples/s): aebench's trainer against a bare PyTorch loop and against
 pythae's trainer, on the same model, data, batch, optimiser and thread count, interleaved in
-one run. A benchmark, not a test:
+one run, in fp32 and in bf16 mixed precision; each contender's achieved GFLOP/s beside the
+machine's ceiling measured in the same run. A benchmark, not a test:
 
     .venv/bin/pip install pythae==0.1.2     # `make bench` does this; not a project dependency
     .venv/bin/python benchmarks/train_throughput.py [--threads 1] [--repeats 3]
@@ -23,6 +24,20 @@ What each contender runs, per (dataset, model):
   wrapped), VQ-VAE (EMA codebook of 1,024 entries; aebench's VQ-VAE adds the paper's small
   dense bottleneck, about 1% of its FLOPs). pythae feeds batches through a torch DataLoader
   over its dataset class (item-wise indexing and collation): part of what a user gets.
+Precision: `bare` and `aebench` run twice, in fp32 and under `aebench.precision.autocast`
+bf16 (what `train.precision: bf16` does: bf16 matmuls and convolutions, fp32 weights, optimiser
+state and reductions). pythae runs in fp32 only: its best CPU setting, since its `amp` flag
+drives CUDA's autocast and does nothing on a CPU. The ratios `trainer_vs_bare_ratio` and
+`trainer_vs_pythae_ratio` compare aebench at the precision `train.precision` resolves to on
+this machine (params.yaml; `auto` is bf16 on a CPU with AVX512-BF16) with `bare` at the same
+precision and with pythae.
+
+GFLOP/s: the FLOPs of one training step (forward and backward passes, counted by
+`torch.utils.flop_counter.FlopCounterMode`: matmuls and convolutions, the work that matters
+here) per sample, times samples/s. The ceiling is a 2048x2048 square matmul at the same
+thread count, in fp32 and in bf16, timed in the same run: `ceiling_fraction` is a
+contender's GFLOP/s over the ceiling of its precision.
+
 Models come from params.yaml (same sections as the pipeline); the optimiser is Adam at 1e-3
 for all: the models' own (torch's fused Adam kernel) for `bare` and `aebench`, pythae's
 (torch's default Adam implementation) for `pythae`. Each repeat runs the three contenders in a rotated order on fresh models with the
@@ -44,9 +59,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, load_mnist, pin_threads, update_results  # noqa: E402
 
+from aebench.precision import autocast, resolve  # noqa: E402
+
 MODELS = ("ae", "vae", "betavae", "aae", "vqvae", "wae")
 BATCH = 64
 LR = 1e-3
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+CONTENDERS = ("bare/fp32", "aebench/fp32", "bare/bf16", "aebench/bf16", "pythae/fp32")
 
 
 def load_dataset(name: str) -> tuple[torch.Tensor, int]:
@@ -74,25 +93,28 @@ def build(model_name: str, x: torch.Tensor):
     return build_model(model_type, config, info)
 
 
-def run_bare(model_name: str, x: torch.Tensor, epochs: int) -> float:
+def batch_of(x: torch.Tensor, idx: torch.Tensor) -> dict:
+    labels = torch.zeros(len(idx), dtype=torch.long)
+    return {"x": x[idx], "label": labels, "group": labels, "index": idx, "pos": idx}
+
+
+def run_bare(model_name: str, x: torch.Tensor, epochs: int, dtype: torch.dtype) -> float:
     model = build(model_name, x).train()
     optimizers = model.optimizers(LR)
     gen = torch.Generator().manual_seed(0)
-    labels = torch.zeros(len(x), dtype=torch.long)
     step, seconds = 0, 0.0
     for _ in range(epochs):
         t0 = time.perf_counter()
         order = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x) - BATCH + 1, BATCH):
-            idx = order[start:start + BATCH]
-            batch = {"x": x[idx], "label": labels[idx], "group": labels[idx], "index": idx, "pos": idx}
-            model.train_step(batch, optimizers, step)
+            with autocast(dtype, "cpu"):
+                model.train_step(batch_of(x, order[start:start + BATCH]), optimizers, step)
             step += 1
         seconds += time.perf_counter() - t0
     return step * BATCH / seconds
 
 
-def run_aebench(model_name: str, x: torch.Tensor, epochs: int, threads: int, root: Path) -> float:
+def run_aebench(model_name: str, x: torch.Tensor, epochs: int, threads: int, root: Path, precision: str) -> float:
     from aebench import tracking
     from aebench.config import TrainConfig, load_params
     from aebench.training import train
@@ -104,7 +126,7 @@ def run_aebench(model_name: str, x: torch.Tensor, epochs: int, threads: int, roo
     val = {k: v[:256] for k, v in data.items()}
     defaults = load_params(REPO / "params.yaml").train
     cfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, patience=epochs, device="cpu", num_threads=threads,
-                      log_every=defaults.log_every, checkpoint_seconds=defaults.checkpoint_seconds)
+                      log_every=defaults.log_every, checkpoint_seconds=defaults.checkpoint_seconds, precision=precision)
     client = tracking.client(root)  # one throw-away store per benchmark run
     run_id = tracking.start_run(client, "bench", model_name, tags={}, params={}, root=root)
     logger = tracking.RunLogger(client, run_id, background=True)  # as the train stage logs
@@ -175,6 +197,32 @@ def pythae_model(model_name: str, ours):
     raise KeyError(model_name)
 
 
+def flops_per_sample(model_name: str, x: torch.Tensor) -> float:
+    """FLOPs of one fp32 training step (forward and backward) divided by the batch size."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build(model_name, x).train()
+    optimizers = model.optimizers(LR)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.train_step(batch_of(x, torch.arange(BATCH)), optimizers, 0)
+    return counter.get_total_flops() / BATCH
+
+
+def matmul_ceiling(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of the best of `repeats` n x n matmuls in `dtype`: what the cores can do."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b  # warm-up: oneDNN/BLAS pick their kernels on the first call
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def run_pythae(model_name: str, x: torch.Tensor, epochs: int) -> float:
     from pythae.data.datasets import BaseDataset
     from pythae.trainers import (AdversarialTrainer, AdversarialTrainerConfig, BaseTrainer,
@@ -201,6 +249,15 @@ def run_pythae(model_name: str, x: torch.Tensor, epochs: int) -> float:
     return samples / seconds
 
 
+def run(contender: str, model_name: str, x: torch.Tensor, epochs: int, threads: int, root: Path) -> float:
+    kind, precision = contender.split("/")
+    if kind == "bare":
+        return run_bare(model_name, x, epochs, DTYPES[precision])
+    if kind == "aebench":
+        return run_aebench(model_name, x, epochs, threads, root, precision)
+    return run_pythae(model_name, x, epochs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
@@ -211,38 +268,55 @@ def main() -> None:
     pin_threads(args.threads)
     import logging
 
+    from aebench.config import load_params
+
     logging.disable(logging.WARNING)  # pythae and mlflow chatter
-    contenders = ["bare", "aebench", "pythae"]
+    configured = load_params(REPO / "params.yaml").train.precision
+    default = "bf16" if resolve(configured, "cpu") == torch.bfloat16 else "fp32"
+    ceiling = {p: round(matmul_ceiling(dtype), 1) for p, dtype in DTYPES.items()}
+    print(f"matmul ceiling, {args.threads} thread(s): " + ", ".join(f"{p} {g:.1f} GFLOP/s" for p, g in ceiling.items())
+          + f"; train.precision {configured} -> {default} here", flush=True)
     samples: dict[str, dict[str, dict[str, list[float]]]] = {}
+    flops: dict[str, dict[str, float]] = {}
     store = tempfile.TemporaryDirectory()
-    print(f"{'dataset':8s} {'model':8s} " + " ".join(f"{c:>10s}" for c in contenders)
-          + "  aebench/bare  aebench/pythae   (samples/s, median of repeats)", flush=True)
+    print(f"{'dataset':8s} {'model':8s} " + " ".join(f"{c:>13s}" for c in CONTENDERS)
+          + f"  bf16/fp32  aebench/bare  aebench/pythae  ({default}; samples/s, median of repeats)", flush=True)
     for dataset in args.datasets:
         x, epochs = load_dataset(dataset)
         for model_name in args.models:
-            got = {c: [] for c in contenders}
+            flops.setdefault(dataset, {})[model_name] = flops_per_sample(model_name, x)
+            got = {c: [] for c in CONTENDERS}
             for rep in range(args.repeats):
-                for c in contenders[rep % 3:] + contenders[:rep % 3]:
-                    if c == "bare":
-                        got[c].append(run_bare(model_name, x, epochs))
-                    elif c == "aebench":
-                        got[c].append(run_aebench(model_name, x, epochs, args.threads, Path(store.name)))
-                    else:
-                        got[c].append(run_pythae(model_name, x, epochs))
+                shift = rep % len(CONTENDERS)
+                for c in CONTENDERS[shift:] + CONTENDERS[:shift]:
+                    got[c].append(run(c, model_name, x, epochs, args.threads, Path(store.name)))
             samples.setdefault(dataset, {})[model_name] = got
             med = {c: statistics.median(v) for c, v in got.items()}
-            print(f"{dataset:8s} {model_name:8s} " + " ".join(f"{med[c]:10.0f}" for c in contenders)
-                  + f"  {med['aebench'] / med['bare']:12.3f}  {med['aebench'] / med['pythae']:14.2f}", flush=True)
+            print(f"{dataset:8s} {model_name:8s} " + " ".join(f"{med[c]:13.0f}" for c in CONTENDERS)
+                  + f"  {med['aebench/bf16'] / med['aebench/fp32']:9.2f}"
+                  + f"  {med[f'aebench/{default}'] / med[f'bare/{default}']:12.3f}"
+                  + f"  {med[f'aebench/{default}'] / med['pythae/fp32']:14.2f}", flush=True)
     med = {d: {m: {c: statistics.median(v) for c, v in got.items()} for m, got in per.items()}
            for d, per in samples.items()}
+
+    def per_model(fn):
+        return {d: {m: fn(d, m, v) for m, v in per.items()} for d, per in med.items()}
+
     update_results({
-        "train_samples_per_s": {d: {m: round(v["aebench"], 1) for m, v in per.items()} for d, per in med.items()},
-        "bare_samples_per_s": {d: {m: round(v["bare"], 1) for m, v in per.items()} for d, per in med.items()},
-        "pythae_samples_per_s": {d: {m: round(v["pythae"], 1) for m, v in per.items()} for d, per in med.items()},
-        "trainer_vs_bare_ratio": {d: {m: round(v["aebench"] / v["bare"], 3) for m, v in per.items()}
-                                  for d, per in med.items()},
-        "trainer_vs_pythae_ratio": {d: {m: round(v["aebench"] / v["pythae"], 3) for m, v in per.items()}
-                                    for d, per in med.items()},
+        "train_precision": {"configured": configured, "resolved": default},
+        "train_samples_per_s": per_model(lambda d, m, v: round(v[f"aebench/{default}"], 1)),
+        "bare_samples_per_s": per_model(lambda d, m, v: round(v[f"bare/{default}"], 1)),
+        "pythae_samples_per_s": per_model(lambda d, m, v: round(v["pythae/fp32"], 1)),
+        "precision_samples_per_s": per_model(lambda d, m, v: {c: round(s, 1) for c, s in v.items()}),
+        "bf16_vs_fp32_ratio": per_model(lambda d, m, v: {k: round(v[f"{k}/bf16"] / v[f"{k}/fp32"], 3)
+                                                         for k in ("bare", "aebench")}),
+        "trainer_vs_bare_ratio": per_model(lambda d, m, v: round(v[f"aebench/{default}"] / v[f"bare/{default}"], 3)),
+        "trainer_vs_pythae_ratio": per_model(lambda d, m, v: round(v[f"aebench/{default}"] / v["pythae/fp32"], 3)),
+        "train_gflops_per_sample": per_model(lambda d, m, v: round(flops[d][m] / 1e9, 5)),
+        "train_gflops": per_model(lambda d, m, v: {c: round(s * flops[d][m] / 1e9, 2) for c, s in v.items()}),
+        "ceiling_fraction": per_model(lambda d, m, v: {
+            c: round(s * flops[d][m] / 1e9 / ceiling[c.split("/")[1]], 4) for c, s in v.items()}),
+        "matmul_ceiling_gflops": ceiling,
         "train_threads": args.threads,
     })
 
