@@ -44,7 +44,7 @@ def scratch_root(tree: Path, base: Path, runs: list[str], epochs: int, steps_per
 
 
 def measure(claim, dataset: str, epochs: list[int], steps_per_epoch: int | None, tree: Path, base: Path) -> list[dict]:
-    from aebench import pipeline
+    from aebench.stages import evaluate, train
     from aebench.report.claims import Budget, RunData, evaluate_on, read_traits
 
     models = claim.models
@@ -55,8 +55,8 @@ def measure(claim, dataset: str, epochs: list[int], steps_per_epoch: int | None,
         metrics, budgets = {}, {}
         for model in models:
             t0 = time.perf_counter()
-            pipeline.train(dataset, model, root)
-            metrics[(dataset, model)] = pipeline.evaluate(dataset, model, root)
+            train.run(dataset, model, root)
+            metrics[(dataset, model)] = evaluate.run(dataset, model, root)
             run = json.loads((root / "models" / dataset / model / "run.json").read_text())
             budgets[(dataset, model)] = Budget.from_run(run)
             print(f"{claim.id} {dataset} {model} at {e} epochs: {time.perf_counter() - t0:.0f} s", flush=True)
@@ -119,7 +119,7 @@ def main() -> None:
     if not (tree / "params.yaml").is_file():
         sys.exit(f"{tree} has no params.yaml: run `aebench profile {args.profile}` first")
     sys.path.insert(0, str(tree / "src"))  # the profile's code, as its stages ran it
-    from aebench.pipeline import setup_logging
+    from aebench.errors import setup_logging
     from aebench.report.claims import load_claims
 
     setup_logging()

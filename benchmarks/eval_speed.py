@@ -10,7 +10,7 @@ test split (10,000 images), as in the GWAE protocol. MNIST has no factor columns
 disentanglement suite (DCI with random forests, MIG) the test split is given three real
 properties of each image as factors: its digit, its ink (mean intensity) and the horizontal
 centre of its ink. Models are freshly initialised (what is timed does not depend on training;
-a model's `extra_metrics` may, slightly, through early exits). Every suite the evaluator runs
+a model's own suites may, slightly, through early exits). Every suite the evaluator runs
 is timed, as the evaluate stage runs them, plus the encoding of the codes; the total is what
 `eval_seconds` in metrics.json measures.
 """
@@ -42,11 +42,11 @@ def prepare_root(root: Path) -> None:
     params["data"]["mirror"] = str(MNIST.parent)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     os.environ["AEBENCH_ROOT"] = str(root)
-    from aebench import pipeline
+    from aebench.stages import download, preprocess
 
     for name in ("mnist", "omniglot"):
-        pipeline.download(name, root)
-        pipeline.preprocess(name, root)
+        download.run(name, root)
+        preprocess.run(name, root)
 
 
 def with_image_factors(split):
@@ -60,8 +60,9 @@ def with_image_factors(split):
 def time_model(model_name: str, root: Path, train, test, ood_x) -> dict[str, float]:
     import torch
 
-    from aebench.config import load_params, resolve_model
-    from aebench.evaluate import SUITES, EvalContext, _dataset_suites, encode_all
+    from aebench.plan import load_params, resolve_model
+    from aebench.evaluation.context import EvalContext, OodSet, encode_all
+    from aebench.evaluation.suites import SUITES
     from aebench.models import build_model
     from aebench.models.base import DataInfo
     from aebench.training import memory_format, split_tensors
@@ -76,10 +77,10 @@ def time_model(model_name: str, root: Path, train, test, ood_x) -> dict[str, flo
     ctx = EvalContext(model=model, train=train, test=test, test_x=test_x,
                       z_train=encode_all(model, split_tensors(train)["x"]), z_test=encode_all(model, test_x),
                       k=5, seed=0, plots=root / "plots" / model_name, figure_examples=8,
-                      extra={"ood_x": ood_x, "ood_name": "omniglot"})
+                      ood=OodSet("omniglot", ood_x))
     ctx.plots.mkdir(parents=True, exist_ok=True)
     times["encode"] = time.perf_counter() - t0
-    for suite in SUITES + _dataset_suites():
+    for suite in SUITES:
         s0 = time.perf_counter()
         suite(ctx)
         times[suite.__name__.removesuffix("_suite")] = time.perf_counter() - s0
@@ -96,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     pin_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
-    from aebench.config import load_params
+    from aebench.plan import load_params
     from aebench.data.parquet import read_split
     from aebench.training import split_tensors
 

@@ -48,13 +48,14 @@ def setup_root(root: Path, datasets: list[str]) -> None:
 
 
 def prepare(dataset: str, root: Path):
-    from aebench import paths, pipeline
+    from aebench import paths
+    from aebench.stages import download, preprocess
     from aebench.data.parquet import read_split
 
     folder = paths.processed_dir(dataset, root)
     if not (folder / "test.parquet").exists():
-        pipeline.download(dataset, root)
-        pipeline.preprocess(dataset, root)
+        download.run(dataset, root)
+        preprocess.run(dataset, root)
     return {s: read_split(folder / f"{s}.parquet") for s in ("train", "val", "test")}
 
 
@@ -63,7 +64,7 @@ def companion_x(dataset: str, root: Path, n: int, seed: int) -> tuple[str, torch
     if name is None:
         return None
     if name == "letters":
-        from aebench.data.letters import make_letters
+        from aebench.data.datasets.letters import make_letters
 
         x = make_letters(n, seed + 1).x
     else:
@@ -75,9 +76,8 @@ def companion_x(dataset: str, root: Path, n: int, seed: int) -> tuple[str, torch
 
 def run(dataset: str, model_name: str, args) -> dict:
     from aebench.config import TrainConfig
-    from aebench.evaluate import EvalContext, encode_all, reconstruction_suite, representation_suite
-    from aebench.metrics.disentanglement import disentanglement_suite
-    from aebench.metrics.ood import ood_suite
+    from aebench.evaluation.context import EvalContext, OodSet, encode_all
+    from aebench.evaluation.suites import disentanglement_suite, ood_suite, reconstruction_suite, representation_suite
     from aebench.models import build_model
     from aebench.models.base import DataInfo
     from aebench.training import split_tensors, train
@@ -121,7 +121,7 @@ def run(dataset: str, model_name: str, args) -> dict:
         ctx = EvalContext(model=model, train=tr, test=te, test_x=test_x, z_train=encode_all(model, split_tensors(tr)["x"]),
                           z_test=encode_all(model, test_x), k=5, seed=args.seed, plots=plots, figure_examples=8)
         if extra is not None:
-            ctx.extra.update(ood_name=extra[0], ood_x=extra[1])
+            ctx.ood = OodSet(*extra)
         out = {}
         for suite in (reconstruction_suite, representation_suite, disentanglement_suite, ood_suite):
             s0 = time.perf_counter()

@@ -74,7 +74,7 @@ def load_dataset(name: str) -> tuple[torch.Tensor, int]:
     if name == "mnist":
         x, _ = load_mnist(150 * BATCH)
         return torch.from_numpy(x), 1
-    from aebench.data.synthetic import EMBEDDED
+    from aebench.data.registry import EMBEDDED
 
     raw = EMBEDDED["digits"](0, 0)
     x = raw.x.astype(np.float32)
@@ -83,7 +83,7 @@ def load_dataset(name: str) -> tuple[torch.Tensor, int]:
 
 
 def build(model_name: str, x: torch.Tensor):
-    from aebench.config import load_params, resolve_model
+    from aebench.plan import load_params, resolve_model
     from aebench.models import build_model
     from aebench.models.base import DataInfo
 
@@ -116,7 +116,8 @@ def run_bare(model_name: str, x: torch.Tensor, epochs: int, dtype: torch.dtype) 
 
 def run_aebench(model_name: str, x: torch.Tensor, epochs: int, threads: int, root: Path, precision: str) -> float:
     from aebench import tracking
-    from aebench.config import TrainConfig, load_params
+    from aebench.config import TrainConfig
+    from aebench.plan import load_params
     from aebench.training import train
 
     model = build(model_name, x)
@@ -268,7 +269,7 @@ def main() -> None:
     pin_threads(args.threads)
     import logging
 
-    from aebench.config import load_params
+    from aebench.plan import load_params
 
     logging.disable(logging.WARNING)  # pythae and mlflow chatter
     configured = load_params(REPO / "params.yaml").train.precision

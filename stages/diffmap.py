@@ -1,6 +1,10 @@
-"""DVC stage `diffmap@<dataset>`: see aebench.diffmap_stage.run."""
+"""diffmap@<dataset>: the diffusion map of a dataset that a run trains on.
 
-from aebench.stage_entry import run_stage
+A thin script for dvc.yaml; the stage's work is `aebench.stages.diffmap`."""
+
+import sys
+
+from aebench.stages.__main__ import dispatch
 
 if __name__ == "__main__":
-    run_stage(__file__, "aebench.diffmap_stage:run", "dataset")
+    dispatch("diffmap", sys.argv[1:], __file__)

@@ -1,6 +1,10 @@
-"""DVC stage `download@<dataset>`: see aebench.pipeline.download."""
+"""download@<dataset>: one dataset's raw files, from its source or `data.mirror`.
 
-from aebench.stage_entry import run_stage
+A thin script for dvc.yaml; the stage's work is `aebench.stages.download`."""
+
+import sys
+
+from aebench.stages.__main__ import dispatch
 
 if __name__ == "__main__":
-    run_stage(__file__, "aebench.pipeline:download", "dataset")
+    dispatch("download", sys.argv[1:], __file__)

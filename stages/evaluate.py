@@ -1,6 +1,10 @@
-"""DVC stage `evaluate@<dataset>-<model>`: see aebench.pipeline.evaluate."""
+"""evaluate@<run>: every metric and figure of one trained model.
 
-from aebench.stage_entry import run_stage
+A thin script for dvc.yaml; the stage's work is `aebench.stages.evaluate`."""
+
+import sys
+
+from aebench.stages.__main__ import dispatch
 
 if __name__ == "__main__":
-    run_stage(__file__, "aebench.pipeline:evaluate", "dataset", "model")
+    dispatch("evaluate", sys.argv[1:], __file__)

@@ -1,6 +1,10 @@
-"""DVC stage `preprocess@<dataset>`: see aebench.pipeline.preprocess."""
+"""preprocess@<dataset>: splits as Parquet, validated by great-expectations.
 
-from aebench.stage_entry import run_stage
+A thin script for dvc.yaml; the stage's work is `aebench.stages.preprocess`."""
+
+import sys
+
+from aebench.stages.__main__ import dispatch
 
 if __name__ == "__main__":
-    run_stage(__file__, "aebench.pipeline:preprocess", "dataset")
+    dispatch("preprocess", sys.argv[1:], __file__)

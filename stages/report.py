@@ -1,6 +1,10 @@
-"""DVC stage `report`: see aebench.pipeline.report."""
+"""report: the HTML page, summary.md and claims.json.
 
-from aebench.stage_entry import run_stage
+A thin script for dvc.yaml; the stage's work is `aebench.stages.report`."""
+
+import sys
+
+from aebench.stages.__main__ import dispatch
 
 if __name__ == "__main__":
-    run_stage(__file__, "aebench.pipeline:report")
+    dispatch("report", sys.argv[1:], __file__)

@@ -1,6 +1,10 @@
-"""DVC stage `train@<dataset>-<model>`: see aebench.pipeline.train."""
+"""train@<run> and train_on_diffmap@<run>: one model on one dataset, tracked and registered.
 
-from aebench.stage_entry import run_stage
+A thin script for dvc.yaml; the stage's work is `aebench.stages.train`."""
+
+import sys
+
+from aebench.stages.__main__ import dispatch
 
 if __name__ == "__main__":
-    run_stage(__file__, "aebench.pipeline:train", "dataset", "model")
+    dispatch("train", sys.argv[1:], __file__)

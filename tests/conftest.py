@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# Stage scripts run in-process in tests (so capsys sees their output); tests/test_warm.py and
-# the end-to-end test turn the warm stage server on where they test it.
+# Stages run in-process in tests (so capsys sees their output); tests/test_warm.py and the
+# end-to-end test opt in to the warm stage server where they test it.
 os.environ["AEBENCH_WARM"] = "0"
 SHARED_DATA = Path(os.environ.get("AEBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -15,7 +15,8 @@ from torch import nn
 
 from aebench.config import TrainConfig
 from aebench.errors import UserError
-from aebench.evaluate import EvalContext, joint_probe_suite, representation_suite
+from aebench.evaluation.context import EvalContext
+from aebench.evaluation.suites import joint_probe_suite, representation_suite
 from aebench.metrics.representation import cluster_acc, cluster_acc_paper, linear_head_acc
 from aebench.models import build_model, config_class
 from aebench.models.base import DataInfo
@@ -237,7 +238,7 @@ def test_joint_probe_learns_the_labels_from_the_codes(tmp_path):
     assert 0 <= result.history[-1]["train_probe_acc"] <= 1  # logged beside the loss
     ctx = _context(0)
     ctx.z_test, ctx.test = z, SimpleNamespace(label=test["label"].numpy())
-    ctx.extra["joint_probe"] = head
+    ctx.joint_probe = head
     assert joint_probe_suite(ctx) == {"linear_acc_joint": acc}
     assert joint_probe_suite(_context(0)) == {}  # no probe trained: no metric
 

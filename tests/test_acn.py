@@ -14,6 +14,7 @@ from aebench.metrics.representation import knn_acc
 from aebench.models import build_model, checkpoint_payload, load_checkpoint
 from aebench.models.acn import (PriorNetwork, chain_coding_cost, mixture_log_prob, nearest_codes,
                                 nearest_neighbour_chain)
+from aebench.models.acn.eval import claim_suite, daydream_suite
 from aebench.models.base import DataInfo
 
 INFO = DataInfo((1, 8, 8), "image", 10, 120)
@@ -177,7 +178,7 @@ def test_acn_coding_cost_conditions_each_code_on_its_chain_predecessor():
     torch.testing.assert_close(model.coding_cost(codes), expected)
 
 
-def test_daydreams_and_extra_metrics(tmp_path):
+def test_daydreams_and_claim_metrics(tmp_path):
     model = acn().eval()
     g = torch.Generator().manual_seed(3)
     samples = model.sample(5, g)
@@ -188,18 +189,20 @@ def test_daydreams_and_extra_metrics(tmp_path):
     labels = (z[:, 0] > np.median(z[:, 0])).astype(int)  # two balanced labels the code determines
 
     def context(scale, kind="image"):  # a "vector" kind skips the figure
-        return SimpleNamespace(z_test=z * scale, z_train=z * scale, test_x=x, seed=0, plots=tmp_path, figure_examples=4,
-                               k=3, has_labels=True, test=SimpleNamespace(kind=kind, label=labels),
+        return SimpleNamespace(model=model, z_test=z * scale, z_train=z * scale, test_x=x, seed=0, plots=tmp_path,
+                               figure_examples=4, k=3, has_labels=True, test=SimpleNamespace(kind=kind, label=labels),
                                train=SimpleNamespace(label=labels))
 
     # codes far larger than the unit posterior noise are readable; codes far smaller are not,
     # though their means still separate the labels: the evaluator's knn_acc (on the means)
     # reports that side beside knn_acc_sampled
     collapsed = context(1e-3, "vector")
-    assert model.extra_metrics(collapsed)["knn_acc_sampled"] < 0.8
+    assert model.eval_suites == (claim_suite, daydream_suite)
+    assert claim_suite(collapsed)["knn_acc_sampled"] < 0.8
     assert knn_acc(collapsed.z_train, labels, collapsed.z_test, labels, k=3) >= 0.9
     ctx = context(1e4)
-    metrics = model.extra_metrics(ctx)
+    metrics = claim_suite(ctx)
+    assert daydream_suite(ctx) == {}
     assert metrics["knn_acc_sampled"] > 0.9
     assert metrics["coding_cost_nats"] > 0 and metrics["coding_cost_recon_nats"] > 0
     total = metrics["coding_cost_nats"] + metrics["coding_cost_recon_nats"]
@@ -215,6 +218,7 @@ from pathlib import Path
 from aebench import distributed
 from aebench.config import TrainConfig
 from aebench.models import build_model
+from aebench.models.acn.eval import claim_suite, daydream_suite
 from aebench.models.base import DataInfo
 from aebench.training import train
 

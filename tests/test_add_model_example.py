@@ -17,7 +17,8 @@ import torch
 import yaml
 
 from aebench import models
-from aebench.config import TrainConfig, load_params, resolve_model
+from aebench.config import TrainConfig
+from aebench.plan import load_params, resolve_model
 from aebench.errors import UserError
 from aebench.models import build_model, checkpoint_payload, known_types, load_checkpoint
 from aebench.models.base import DataInfo

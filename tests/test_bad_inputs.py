@@ -1,7 +1,7 @@
 """The bad-input catalogue: every mistake a user can make ends with exit code 2, one line
 naming the file or key and the fix, no traceback, and nothing already produced lost.
 
-Stages run in-process through their real entry points (`stages/*.py` as __main__); one case
+Stages run in-process through their real entry point (`python -m aebench.stages <stage>`); one case
 also runs as a subprocess to prove the exit path end to end."""
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ def write_params(root: Path, params: dict) -> None:
 
 
 def stage(root: Path, capsys, name: str, *args: str) -> tuple[int, str]:
-    """Run stages/<name>.py as a user would; returns (exit code, stderr)."""
+    """Run `python -m aebench.stages <name>` as a user would; returns (exit code, stderr)."""
     argv = sys.argv
-    sys.argv = [name, *args]
+    sys.argv = ["aebench.stages", name, *args]
     os.environ["AEBENCH_ROOT"] = str(root)
     code = 0
     try:
-        runpy.run_path(str(REPO / "stages" / f"{name}.py"), run_name="__main__")
+        runpy.run_module("aebench.stages", run_name="__main__")
     except SystemExit as exc:
         code = exc.code
     finally:
@@ -68,12 +68,12 @@ def project(tmp_path_factory):
     write_params(root, base_params())
     os.environ["AEBENCH_ROOT"] = str(root)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
-    from aebench import pipeline
+    from aebench.stages import download, preprocess, train
 
     for dataset in ("digits", "loop"):
-        pipeline.download(dataset, root)
-        pipeline.preprocess(dataset, root)
-    pipeline.train("digits", "ae", root)
+        download.run(dataset, root)
+        preprocess.run(dataset, root)
+    train.run("digits", "ae", root)
     return root
 
 
@@ -203,7 +203,7 @@ def test_dataset_too_small(proj, capsys):
     write_params(proj, params)
     target = proj / "tmp_small"
     from aebench.data.parquet import write_processed
-    from aebench.data.synthetic import make_loop
+    from aebench.data.datasets.manifolds import make_loop
     from aebench.errors import UserError
 
     with pytest.raises(UserError, match="val_fraction"):
@@ -282,9 +282,9 @@ def test_debug_shows_traceback(proj, monkeypatch):
     params["train"]["lr"] = -1
     write_params(proj, params)
     env = {**os.environ, "AEBENCH_ROOT": str(proj)}
-    quiet = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), "--dataset", "digits", "--model", "ae"],
+    quiet = subprocess.run([sys.executable, "-m", "aebench.stages", "train", "--dataset", "digits", "--model", "ae"],
                            env=env, capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 2 and quiet.stderr.strip().startswith("aebench: error:") and "Traceback" not in quiet.stderr
-    loud = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), "--dataset", "digits", "--model", "ae"],
+    loud = subprocess.run([sys.executable, "-m", "aebench.stages", "train", "--dataset", "digits", "--model", "ae"],
                           env={**env, "AEBENCH_DEBUG": "1"}, capture_output=True, text=True, timeout=120)
     assert loud.returncode == 2 and "Traceback" in loud.stderr

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aebench.config import load_params, resolve_model
+from aebench.plan import load_params, resolve_model
 from aebench.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from aebench.metrics.disentanglement import dci, dci_from_importance, discretise, disentanglement_suite, mig
+from aebench.evaluation.suites import disentanglement_suite
+from aebench.metrics.disentanglement import dci, dci_from_importance, discretise, mig
 
 
 def _factors(n=600, seed=0):

@@ -10,9 +10,10 @@ import torch
 
 from aebench.config import TrainConfig
 from aebench.data.parquet import read_split, write_processed
-from aebench.data.synthetic import make_loop
+from aebench.data.datasets.manifolds import make_loop
 from aebench.diffmap import fit_diffusion_map, nystrom
-from aebench.diffmap_stage import load_embedding, run as run_diffmap_stage
+from aebench.data.embedding import load_embedding
+from aebench.stages.diffmap import run as run_diffmap_stage
 from aebench.errors import UserError
 from aebench.models import build_model
 from aebench.models.base import DataInfo
@@ -142,8 +143,7 @@ class _Stop(Exception):
 def test_resume_fingerprint_follows_the_diffusion_map(tmp_path, monkeypatch):
     """A changed diffmap output must not resume a checkpoint trained on the old one; a model
     without auxiliary inputs keeps its fingerprint."""
-    import aebench.training
-    from aebench import pipeline
+    from aebench.stages import train as train_stage
 
     plan = ("datasets: [loop]\nmodels: [dvae, vae]\nruns: {loop-dvae: {dataset: loop, model: dvae}, "
             "loop-vae: {dataset: loop, model: vae}}\nmodel: {dvae: {latent_dim: 3}}\n")
@@ -157,12 +157,12 @@ def test_resume_fingerprint_follows_the_diffusion_map(tmp_path, monkeypatch):
         seen.append(fingerprint)
         raise _Stop
 
-    monkeypatch.setattr(aebench.training, "load_resume", record)
+    monkeypatch.setattr(train_stage, "load_resume", record)
 
     def fingerprints():
         for model in ("dvae", "vae"):
             with pytest.raises(_Stop):
-                pipeline.train("loop", model, tmp_path)
+                train_stage.run("loop", model, tmp_path)
         return seen[-2:]
 
     first = fingerprints()
@@ -173,14 +173,18 @@ def test_resume_fingerprint_follows_the_diffusion_map(tmp_path, monkeypatch):
     assert dvae_fp != first[0] and vae_fp == first[1]
 
 
-def test_extra_metrics_leaves_scores_to_the_topology_suite_and_draws_walks(tmp_path):
+def test_own_suite_leaves_scores_to_the_topology_suite_and_draws_walks(tmp_path):
     from types import SimpleNamespace
+
+    from aebench.models.dvae.eval import random_walk_suite
 
     data = loop_data(120)
     model = fitted_model(data)
     model._attach(data)
     ctx = SimpleNamespace(test=SimpleNamespace(kind="vector"), test_x=data["x"], plots=tmp_path, seed=0)
-    assert model.eval().extra_metrics(ctx) == {}
+    model.eval()
+    ctx.model = model
+    assert model.eval_suites == (random_walk_suite,) and random_walk_suite(ctx) == {}
     assert (tmp_path / "random_walk.png").stat().st_size > 0
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from aebench.data.parquet import Split
-from aebench.evaluate import EvalContext, encode_all, figures_suite, model_samples, reconstruction_suite, recon_rows
+from aebench.evaluation.context import EvalContext, encode_all
+from aebench.evaluation.suites import figures_suite, reconstruction_suite
 from aebench.models import build_model, config_class
 from aebench.models.base import DataInfo
 
@@ -31,14 +32,14 @@ def context(tmp_path, n_test: int, max_recon: int) -> EvalContext:
 
 def test_reconstruction_uses_a_seeded_subset_of_a_large_test_split(tmp_path):
     small = context(tmp_path, n_test=30, max_recon=100)
-    assert np.array_equal(recon_rows(small), np.arange(30))
+    assert np.array_equal(small.recon_rows, np.arange(30))
     ctx = context(tmp_path, n_test=30, max_recon=10)
-    rows = recon_rows(ctx)
-    assert len(rows) == 10 and len(set(rows)) == 10 and np.array_equal(rows, recon_rows(ctx))
+    rows = ctx.recon_rows
+    assert len(rows) == 10 and len(set(rows)) == 10 and np.array_equal(rows, ctx.recon_rows)
     metrics = reconstruction_suite(ctx)
     with torch.no_grad():
         expected = ctx.model.decode(torch.as_tensor(ctx.z_test[rows], dtype=torch.float32)).numpy()
-    np.testing.assert_allclose(ctx.extra["x_hat"], expected, atol=1e-6)
+    np.testing.assert_allclose(ctx.x_hat, expected, atol=1e-6)
     np.testing.assert_allclose(metrics["recon_mse"], np.mean((ctx.test_x[rows].numpy() - expected) ** 2), rtol=1e-5)
     figures_suite(ctx)
     assert (tmp_path / "reconstructions.png").exists()
@@ -49,6 +50,6 @@ def test_samples_are_drawn_once_and_shared(tmp_path):
     calls = []
     sample = ctx.model.sample
     ctx.model.sample = lambda n, generator=None: calls.append(n) or sample(n, generator)
-    first = model_samples(ctx)
+    first = ctx.samples
     figures_suite(ctx)
-    assert model_samples(ctx) is first and calls == [300]  # GW_POINTS covers the figure's 8
+    assert ctx.samples is first and calls == [300]  # GW_POINTS covers the figure's 8

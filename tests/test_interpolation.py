@@ -12,10 +12,10 @@ import scipy.spatial
 import torch
 from torch import nn
 
-from aebench.data.synthetic import draw_lines
-from aebench.metrics.interpolation import (
-    N_STEPS, closest_lines, decode_paper_range, interpolate_codes, interpolation_suite, lines_metrics,
-    smoothness_scores)
+from aebench.data.datasets.lines import draw_lines
+from aebench.evaluation.context import decode_paper_range
+from aebench.evaluation.suites import interpolation_suite
+from aebench.metrics.interpolation import N_STEPS, closest_lines, interpolate_codes, lines_metrics, smoothness_scores
 
 T = np.arange(16) / 15.0
 
@@ -102,6 +102,9 @@ class AngleOracle(nn.Module):
     @property
     def device(self):
         return self.dummy.device
+
+    def decode_raw(self, z):
+        return None  # the model contract's default: no raw decoder
 
     def decode(self, z):
         angle = torch.atan2(z[:, 1], z[:, 0]).numpy()

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from aebench.data.letters import LETTERS, make_letters, thicken, to_optdigits
-from aebench.data.synthetic import load_digits_raw
+from aebench.data.datasets.letters import LETTERS, make_letters, thicken, to_optdigits
+from aebench.data.datasets.digits import load_digits_raw
 
 
 def test_optdigits_blocks_and_thickening():

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from aebench.data.synthetic import draw_lines, make_lines
+from aebench.data.datasets.lines import draw_lines, make_lines
 from aebench.errors import UserError
 
 SIZE = 32

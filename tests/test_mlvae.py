@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from aebench.data.parquet import Split
-from aebench.evaluate import EvalContext
+from aebench.evaluation.context import EvalContext
 from aebench.models import build_model
 from aebench.models.base import DataInfo
 from aebench.models.mlvae import MLVAEConfig, gaussian_kl, group_posterior
-from aebench.models.mlvae_eval import Posteriors, ProbeSpec, accumulation_curve
+from aebench.models.mlvae.eval import Posteriors, ProbeSpec, accumulation_curve, mlvae_suite
 from aebench.training import split_tensors
 
 INFO = DataInfo((1, 8, 8), "image", 4, 64)
@@ -144,7 +144,7 @@ def test_accumulation_improves_a_probe_of_noisy_content(spec):
 
 
 @pytest.mark.parametrize("probe", ["linear", "mlp"])
-def test_extra_metrics_report_curves_heldout_and_swap_grids(tmp_path, probe):
+def test_suite_reports_curves_heldout_and_swap_grids(tmp_path, probe):
     rng = np.random.default_rng(0)
 
     def split(n):
@@ -158,7 +158,7 @@ def test_extra_metrics_report_curves_heldout_and_swap_grids(tmp_path, probe):
     with torch.no_grad():
         ctx = EvalContext(model=m, train=train, test=test, test_x=x_te, z_train=m.encode(x_tr).numpy(),
                           z_test=m.encode(x_te).numpy(), k=5, seed=0, plots=tmp_path, figure_examples=4)
-    out = m.extra_metrics(ctx)
+    out = mlvae_suite(ctx)
     for key in ["content_acc", "style_acc", "chance_acc", "content_acc_g5", "heldout_content_acc",
                 "heldout_style_acc", "heldout_chance", "heldout_content_acc_g5", "content_acc_accumulated",
                 "heldout_content_acc_accumulated"]:

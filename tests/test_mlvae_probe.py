@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from aebench.models.mlvae import MLVAEConfig
-from aebench.models.mlvae_eval import ProbeSpec, fit_probe, probe_net
+from aebench.models.mlvae.eval import ProbeSpec, fit_probe, probe_net
 
 FAST_MLP = ProbeSpec(kind="mlp", sample=False, steps=400, lr=1e-3)
 

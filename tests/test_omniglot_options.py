@@ -14,8 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from aebench.config import DatasetOptions
-from aebench.data import sources
-from aebench.data.sources import check_image_options, load_real, resize_images
+from aebench.data.datasets import omniglot
+from aebench.data.datasets.image_options import resize_images
+from aebench.data.registry import check_image_options, load_real
 from aebench.errors import UserError
 
 from conftest import SHARED_DATA
@@ -33,7 +34,7 @@ def _fake_omniglot(folder, monkeypatch):
         labels = np.repeat(np.arange(n_chars), 2).reshape(n_chars, 2)
         np.savez(folder / fname, images=images, labels=labels)
         digests[fname] = hashlib.sha256((folder / fname).read_bytes()).hexdigest()
-    monkeypatch.setattr(sources, "OMNIGLOT_SHA256", digests)
+    monkeypatch.setattr(omniglot, "OMNIGLOT_SHA256", digests)
     return folder
 
 
@@ -52,21 +53,21 @@ def test_resize_images_known_answers():
 
 def test_omniglot_polarity_size_and_channels(tmp_path, monkeypatch):
     mirror = str(_fake_omniglot(tmp_path / "mirror", monkeypatch))
-    default = sources.load_omniglot(tmp_path / "cache", mirror)
+    default = omniglot.load_omniglot(tmp_path / "cache", mirror)
     assert default.x.shape == (10, 1, 28, 28) and default.meta["inverted"] is True
     # inverted: the stroke square is white on black; 15 px of 105 -> 4 of 28
     assert default.x[0, 0, :4, :4].min() == 255 and default.x[0, 0, 5:, 5:].max() == 0
-    kept = sources.load_omniglot(tmp_path / "cache", mirror, invert=False)
+    kept = omniglot.load_omniglot(tmp_path / "cache", mirror, invert=False)
     assert np.array_equal(kept.x, 255 - default.x)  # exact: the square's edges fall on whole pixels
     assert kept.meta["inverted"] is False and any("not inverted" in note for note in kept.meta["notes"])
-    paper = sources.load_omniglot(tmp_path / "cache", mirror, invert=False, size=64, channels=3)
+    paper = omniglot.load_omniglot(tmp_path / "cache", mirror, invert=False, size=64, channels=3)
     assert paper.x.shape == (10, 3, 64, 64) and paper.x.dtype == np.uint8
     assert all(np.array_equal(paper.x[:, 0], paper.x[:, c]) for c in (1, 2))
     assert paper.x[0, 0, -1, -1] == 255 and paper.x[0, 0, 0, 0] == 0  # white paper, black ink
     assert paper.meta["size"] == 64 and paper.meta["channels"] == 3
     assert any("105x105 -> 64x64" in note for note in paper.meta["notes"])
     assert list(paper.label) == list(default.label) and list(paper.official_split) == list(default.official_split)
-    few = sources.load_omniglot(tmp_path / "cache", mirror, n=4, seed=1, size=64, channels=3)
+    few = omniglot.load_omniglot(tmp_path / "cache", mirror, n=4, seed=1, size=64, channels=3)
     assert few.x.shape == (4, 3, 64, 64) and set(few.official_split) == {"train", "test"}
 
 

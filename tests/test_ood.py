@@ -10,7 +10,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from aebench.metrics.ood import auroc, gaussian_nll, ood_suite, roc_curve
+from aebench.evaluation.context import OodSet
+from aebench.evaluation.suites import ood_suite
+from aebench.metrics.ood import auroc, gaussian_nll, roc_curve
 from aebench.models import build_model
 from aebench.models.base import DataInfo
 
@@ -50,8 +52,13 @@ def test_gaussian_nll():
 def _ctx(model, x_in, x_out, tmp_path):
     with torch.no_grad():
         z_test = model.encode(x_in).double().numpy()  # the evaluator's test codes
+        neg_elbo = None  # the likelihood suite's, as the evaluator's context shares it
+        if model.neg_elbo(x_in[:2]) is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                neg_elbo = model.neg_elbo(x_in)
     return SimpleNamespace(model=model, test_x=x_in, z_test=z_test, seed=0, plots=tmp_path / "plots",
-                           extra={} if x_out is None else {"ood_x": x_out, "ood_name": "toy"})
+                           neg_elbo_test=neg_elbo, ood=None if x_out is None else OodSet("toy", x_out))
 
 
 class _Shift(torch.nn.Module):

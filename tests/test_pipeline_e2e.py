@@ -57,6 +57,7 @@ def project(tmp_path_factory):
            "MLFLOW_TRACKING_URI": "", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     env.pop("MLFLOW_TRACKING_URI")
+    run([str(BIN / "python"), "-m", "aebench.plan"], root, env)  # as `make repro` does
     run(["git", "init", "-q"], root, env)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "copy"], root, env)

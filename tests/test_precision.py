@@ -10,7 +10,7 @@ import torch
 from aebench import precision
 from aebench.config import EvalConfig, TrainConfig
 from aebench.errors import UserError
-from aebench.evaluate import decode_all, encode_all
+from aebench.evaluation.context import decode_all, encode_all
 from aebench.models import build_model
 from aebench.models.base import DataInfo
 from aebench.precision import autocast, native_bf16, resolve

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aebench.config import load_params
+from aebench.plan import load_params
 from aebench.errors import UserError
 from aebench.profiles import collect, profile_params, profile_path
 
@@ -77,7 +77,7 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
 
 def test_paper_profile_carries_the_papers_settings():
     """The values the authors' code uses (PAPERS.md, the config fields' descriptions)."""
-    from aebench.config import resolve_model
+    from aebench.plan import resolve_model
 
     path = ROOT / "profiles" / "paper.yaml"
     params = load_params(path)

@@ -38,7 +38,7 @@ def env_for(root: Path, uri: str | None = None) -> dict:
 
 
 def stage(root: Path, env: dict, name: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "stages" / f"{name}.py"), *args], env=env, cwd=root,
+    return subprocess.Popen([sys.executable, "-m", "aebench.stages", name, *args], env=env, cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from aebench.data.samplers import draw_groups, group_batches
+from aebench.models.mlvae.sampler import draw_groups, group_batches
 
 # ids 0..4 with 7, 9, 3, 12 and 5 rows, shuffled
 IDS = torch.tensor([0] * 7 + [1] * 9 + [2] * 3 + [3] * 12 + [4] * 5)

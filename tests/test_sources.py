@@ -1,4 +1,4 @@
-"""Real-dataset loaders (aebench.data.sources), run offline against the shared data copies.
+"""Real-dataset loaders (aebench.data.datasets, fetched through aebench.data.fetch), run offline against the shared data copies.
 
 The tests that need the verified copies locate them at `<repo>/../shared/data` (override
 with AEBENCH_SHARED_DATA) and skip when they are absent. HTTP mirrors are exercised with a
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aebench.data import sources
+from aebench.data.datasets import omniglot
 from aebench.data.raw import RawDataset
-from aebench.data.sources import REAL
+from aebench.data.registry import REAL
 from aebench.errors import UserError
 
 MNIST_FILES = [
@@ -49,7 +49,7 @@ def mnist_dir() -> Path:
 @pytest.fixture
 def omniglot_dir() -> Path:
     folder = _shared_data() / "omniglot"
-    if not all((folder / f).is_file() for f in sources.OMNIGLOT_SHA256):
+    if not all((folder / f).is_file() for f in omniglot.OMNIGLOT_SHA256):
         pytest.skip(f"offline Omniglot copy not found at {folder} (set AEBENCH_SHARED_DATA)")
     return folder
 
@@ -117,7 +117,7 @@ def test_registry_names():
 
 
 def test_mnist_from_local_folder(mnist_dir, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="aebench.data.sources")
+    caplog.set_level(logging.INFO, logger="aebench.data.fetch")
     raw = REAL["mnist"](tmp_path / "cache", str(mnist_dir))
     _check_mnist(raw)
     assert raw.meta["source"] == "mnist" and raw.meta["mirror"] == str(mnist_dir)
@@ -233,13 +233,13 @@ def test_omniglot_checksum_mismatch_refused(omniglot_dir, tmp_path):
 def test_omniglot_http_download_is_verified_and_cached(omniglot_dir, tmp_path):
     cache = tmp_path / "cache"
     with serve(omniglot_dir) as url:
-        paths = sources._omniglot_files(cache, url)
-    assert set(paths) == set(sources.OMNIGLOT_SHA256)
+        paths = omniglot._omniglot_files(cache, url)
+    assert set(paths) == set(omniglot.OMNIGLOT_SHA256)
     for fname, path in paths.items():
         assert path.parent == cache and path.read_bytes() == (omniglot_dir / fname).read_bytes()
-    assert sorted(p.name for p in cache.iterdir()) == sorted(sources.OMNIGLOT_SHA256)  # no temp files left
+    assert sorted(p.name for p in cache.iterdir()) == sorted(omniglot.OMNIGLOT_SHA256)  # no temp files left
     # server gone: the verified cached files are reused
-    assert sources._omniglot_files(cache, url) == paths
+    assert omniglot._omniglot_files(cache, url) == paths
 
 
 def test_omniglot_http_corrupt_file_never_lands(omniglot_dir, tmp_path):

@@ -4,7 +4,7 @@ dataset's official format (no download is possible in the test environment).
 The product code checks the official checksums (torchvision's MD5s, the published dSprites
 MD5). A fabricated file cannot match them, so the tests that load one first point those
 expected values at the fabricated files (monkeypatching torchvision's class attributes or
-`sources.DSPRITES_MD5`); the tests of the checksum failure path keep the official values.
+`dsprites_module.DSPRITES_MD5`); the tests of the checksum failure path keep the official values.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 import yaml
 
-from aebench.data import sources
-from aebench.data.sources import REAL
+from aebench.data import fetch
+from aebench.data.datasets import celeba as celeba_module, dsprites as dsprites_module
+from aebench.data.registry import REAL
 from aebench.errors import UserError
 from test_sources import _closed_port, serve
 
@@ -42,15 +43,15 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 
 def test_subsample_indices_keeps_every_stratum():
     strata = np.array(["train"] * 95 + ["test"] * 5)
-    keep = sources.subsample_indices(100, 10, 0, strata)
+    keep = fetch.subsample_indices(100, 10, 0, strata)
     assert len(keep) == 10 and (np.diff(keep) > 0).all() and keep.dtype == np.int64
     assert (strata[keep] == "test").sum() == 1
-    np.testing.assert_array_equal(keep, sources.subsample_indices(100, 10, 0, strata))  # seeded
-    assert not np.array_equal(keep, sources.subsample_indices(100, 10, 1, strata))
+    np.testing.assert_array_equal(keep, fetch.subsample_indices(100, 10, 0, strata))  # seeded
+    assert not np.array_equal(keep, fetch.subsample_indices(100, 10, 1, strata))
     rare = np.array([0] * 98 + [1, 2])
-    assert sorted(rare[sources.subsample_indices(100, 3, 0, rare)]) == [0, 1, 2]  # no class vanishes
-    assert sources.subsample_indices(100, None, 0) is None and sources.subsample_indices(100, 100, 0) is None
-    assert len(sources.subsample_indices(100, 7, 0)) == 7
+    assert sorted(rare[fetch.subsample_indices(100, 3, 0, rare)]) == [0, 1, 2]  # no class vanishes
+    assert fetch.subsample_indices(100, None, 0) is None and fetch.subsample_indices(100, 100, 0) is None
+    assert len(fetch.subsample_indices(100, 7, 0)) == 7
 
 
 # ----------------------------------------------------------------------------- CIFAR-10
@@ -210,9 +211,9 @@ def dsprites(tmp_path, monkeypatch):
     imgs, classes, values = _dsprites_arrays()
     metadata = np.array({"latents_names": ("color", "shape", "scale", "orientation", "posX", "posY"),
                          "latents_sizes": np.array((1, *DS_SIZES))}, dtype=object)
-    path = folder / sources.DSPRITES_FILE
+    path = folder / dsprites_module.DSPRITES_FILE
     np.savez_compressed(path, imgs=imgs, latents_classes=classes, latents_values=values, metadata=metadata)
-    monkeypatch.setattr(sources, "DSPRITES_MD5", md5(path))
+    monkeypatch.setattr(dsprites_module, "DSPRITES_MD5", md5(path))
     return folder, imgs, classes, values
 
 
@@ -235,7 +236,7 @@ def test_dsprites_from_local_folder(dsprites, tmp_path):
 def test_dsprites_subsample_is_balanced_and_consistent(dsprites, tmp_path):
     folder, imgs, classes, values = dsprites
     raw = REAL["dsprites"](tmp_path / "cache", str(folder), n=12, seed=5)
-    keep = sources.subsample_indices(len(imgs), 12, 5, strata=classes[:, 1])
+    keep = fetch.subsample_indices(len(imgs), 12, 5, strata=classes[:, 1])
     assert len(raw) == 12 and np.bincount(raw.label).tolist() == [4, 4, 4]
     np.testing.assert_array_equal(raw.x, _pool(imgs[keep]))  # images and factors stay row-aligned
     np.testing.assert_array_equal(raw.factors["pos_x"], values[keep, 4])
@@ -244,12 +245,12 @@ def test_dsprites_subsample_is_balanced_and_consistent(dsprites, tmp_path):
 
 def test_dsprites_streaming_over_chunk_boundaries(dsprites):
     folder, imgs, classes, _ = dsprites
-    path = folder / sources.DSPRITES_FILE
+    path = folder / dsprites_module.DSPRITES_FILE
     keep = np.array([0, 4, 5, 6, 30, 47])
-    x, cls, _ = sources.read_dsprites(path, keep, chunk=5)
+    x, cls, _ = dsprites_module.read_dsprites(path, keep, chunk=5)
     np.testing.assert_array_equal(x, _pool(imgs[keep]))
     np.testing.assert_array_equal(cls, classes[keep])
-    full, _, _ = sources.read_dsprites(path, None, size=64, chunk=7)
+    full, _, _ = dsprites_module.read_dsprites(path, None, size=64, chunk=7)
     np.testing.assert_array_equal(full[:, 0], imgs * 255)  # size 64 keeps the originals
 
 
@@ -257,9 +258,9 @@ def test_dsprites_wrong_checksum_refused(tmp_path):
     folder = tmp_path / "mirror"
     folder.mkdir()
     imgs, classes, values = _dsprites_arrays()
-    np.savez_compressed(folder / sources.DSPRITES_FILE, imgs=imgs, latents_classes=classes, latents_values=values)
+    np.savez_compressed(folder / dsprites_module.DSPRITES_FILE, imgs=imgs, latents_classes=classes, latents_values=values)
     # the published MD5: a fabricated file is refused, naming the file and the fix
-    with pytest.raises(UserError, match=rf"{sources.DSPRITES_FILE} is corrupt .*MD5.*{sources.DSPRITES_MD5}") as info:
+    with pytest.raises(UserError, match=rf"{dsprites_module.DSPRITES_FILE} is corrupt .*MD5.*{dsprites_module.DSPRITES_MD5}") as info:
         REAL["dsprites"](tmp_path / "cache", str(folder))
     assert "data.mirror" in one_line(info)
     with pytest.raises(UserError, match=r"is missing from the dsprites mirror.*data\.options\.dsprites\.mirror"):
@@ -269,15 +270,15 @@ def test_dsprites_wrong_checksum_refused(tmp_path):
 def test_dsprites_structure_checked(tmp_path, monkeypatch):
     folder = tmp_path / "mirror"
     folder.mkdir()
-    path = folder / sources.DSPRITES_FILE
+    path = folder / dsprites_module.DSPRITES_FILE
     imgs, classes, values = _dsprites_arrays()
     np.savez_compressed(path, imgs=imgs[:, :32, :32], latents_classes=classes, latents_values=values)
-    monkeypatch.setattr(sources, "DSPRITES_MD5", md5(path))
+    monkeypatch.setattr(dsprites_module, "DSPRITES_MD5", md5(path))
     with pytest.raises(UserError, match=r"expected uint8 \(N, 64, 64\)") as info:
         REAL["dsprites"](tmp_path / "cache", str(folder))
     one_line(info)
     np.savez_compressed(path, imgs=imgs, latents_classes=classes)
-    monkeypatch.setattr(sources, "DSPRITES_MD5", md5(path))
+    monkeypatch.setattr(dsprites_module, "DSPRITES_MD5", md5(path))
     with pytest.raises(UserError, match="lacks latents_values"):
         REAL["dsprites"](tmp_path / "cache", str(folder))
 
@@ -288,13 +289,13 @@ def test_dsprites_http_download_is_verified_and_cached(dsprites, tmp_path):
     with serve(folder) as url:
         raw = REAL["dsprites"](cache, url)
     assert len(raw) == len(imgs)
-    assert sorted(p.name for p in cache.iterdir()) == [sources.DSPRITES_FILE]  # no temp files left
+    assert sorted(p.name for p in cache.iterdir()) == [dsprites_module.DSPRITES_FILE]  # no temp files left
     assert len(REAL["dsprites"](cache, url)) == len(imgs)  # server gone: the verified copy is reused
 
 
 def test_dsprites_unreachable_official_url(monkeypatch, tmp_path):
-    monkeypatch.setattr(sources, "DSPRITES_URL", f"http://127.0.0.1:{_closed_port()}/{sources.DSPRITES_FILE}")
-    with pytest.raises(UserError, match=rf"could not download .*{sources.DSPRITES_FILE}.*data\.mirror") as info:
+    monkeypatch.setattr(dsprites_module, "DSPRITES_URL", f"http://127.0.0.1:{_closed_port()}/{dsprites_module.DSPRITES_FILE}")
+    with pytest.raises(UserError, match=rf"could not download .*{dsprites_module.DSPRITES_FILE}.*data\.mirror") as info:
         REAL["dsprites"](tmp_path / "cache", None)
     one_line(info)
 
@@ -358,7 +359,7 @@ def celeba(tmp_path, monkeypatch):
 
 
 def test_celeba_image_centre_crop_and_resize():
-    x = sources.celeba_image(_face(3).convert("RGB"))
+    x = celeba_module.celeba_image(_face(3).convert("RGB"))
     assert x.shape == (3, 64, 64) and x.dtype == np.uint8
     # the crop is exactly the coloured square: nothing of the black border survives
     assert (x[0] == 200).all() and (x[1] == 30).all() and (x[2] == 225).all()
@@ -436,7 +437,7 @@ def _root(tmp_path: Path, dataset: str, options: dict) -> Path:
 
 
 def test_known_datasets_include_the_new_sources():
-    from aebench.pipeline import known_datasets
+    from aebench.data.registry import known_datasets
 
     assert {"cifar10", "celeba", "dsprites", "mnist", "fashion_mnist", "omniglot"} <= set(known_datasets())
 
@@ -444,15 +445,15 @@ def test_known_datasets_include_the_new_sources():
 def test_dsprites_download_and_preprocess_pass_validation(dsprites, tmp_path):
     """n from params.yaml reaches the real source; the class-balance expectation holds (3 shapes)."""
     from aebench.data.raw import load_raw
-    from aebench.pipeline import download, preprocess
+    from aebench.stages import download, preprocess
 
     folder = dsprites[0]
     root = _root(tmp_path, "dsprites", {"mirror": str(folder), "n": 36})
-    out = download("dsprites", root)
+    out = download.run("dsprites", root)
     raw = load_raw(out)
     assert len(raw) == 36 and np.bincount(raw.label).tolist() == [12, 12, 12]
     assert sorted(raw.factors) == ["pos_x", "pos_y", "rotation", "scale", "shape"]
-    processed = preprocess("dsprites", root)
+    processed = preprocess.run("dsprites", root)
     import json
 
     report = json.loads((processed / "validation.json").read_text())
@@ -462,11 +463,11 @@ def test_dsprites_download_and_preprocess_pass_validation(dsprites, tmp_path):
 def test_celeba_download_and_preprocess_pass_validation(celeba, tmp_path):
     """Without `n` a real source keeps everything; CelebA's binary label passes the balance gate."""
     from aebench.data.parquet import read_split
-    from aebench.pipeline import download, preprocess
+    from aebench.stages import download, preprocess
 
     root = _root(tmp_path, "celeba", {"mirror": str(celeba[0])})
-    download("celeba", root)
-    processed = preprocess("celeba", root)
+    download.run("celeba", root)
+    processed = preprocess.run("celeba", root)
     test = read_split(processed / "test.parquet")
     assert len(test.index) == 5 and test.shape == (3, 64, 64) and test.n_classes == 2
 

@@ -9,19 +9,11 @@ import numpy as np
 import pytest
 
 from aebench.data.raw import RawDataset
-from aebench.data.synthetic import (
-    EMBEDDED,
-    SHAPE_POSITIONS,
-    SHAPE_ROTATIONS,
-    SHAPE_SCALES,
-    draw_lines,
-    load_digits_raw,
-    make_lines,
-    make_loop,
-    make_shapes,
-    make_sphere,
-    make_torus,
-)
+from aebench.data.datasets.digits import load_digits_raw
+from aebench.data.datasets.lines import make_lines
+from aebench.data.datasets.manifolds import make_loop, make_sphere, make_torus
+from aebench.data.datasets.shapes import make_shapes, SHAPE_POSITIONS, SHAPE_ROTATIONS, SHAPE_SCALES
+from aebench.data.registry import EMBEDDED
 from aebench.errors import UserError
 
 SIZE = 32

@@ -9,19 +9,9 @@ import yaml
 from scipy.spatial.distance import pdist, squareform
 
 from aebench.data.raw import load_raw
-from aebench.data.synthetic import (
-    EMBEDDED,
-    check_options,
-    draw_rotations,
-    embedding_basis,
-    generate,
-    make_loop,
-    make_rotation,
-    make_sphere,
-    make_torus,
-    rotation_glyph,
-    supported_options,
-)
+from aebench.data.datasets.digits import draw_rotations, make_rotation, rotation_glyph
+from aebench.data.datasets.manifolds import embedding_basis, make_loop, make_sphere, make_torus
+from aebench.data.registry import check_options, EMBEDDED, generate, supported_options
 from aebench.errors import UserError
 
 TWO_PI = 2 * np.pi
@@ -194,10 +184,10 @@ def _project(root, options):
 
 
 def test_download_passes_the_options_to_the_generator(tmp_path):
-    from aebench import pipeline
+    from aebench.stages import download
 
     _project(tmp_path, {"loop": {"n": 200, "ambient_dim": 6, "noise": 0.0}})
-    raw = load_raw(pipeline.download("loop", tmp_path))
+    raw = load_raw(download.run("loop", tmp_path))
     assert raw.x.shape == (200, 6)
     np.testing.assert_allclose(pdist(raw.x), pdist(make_loop(200, 0, noise=0.0).x), atol=1e-5)
 
@@ -211,10 +201,10 @@ def test_download_passes_the_options_to_the_generator(tmp_path):
     ({"loop": {"n": 10, "variant": "paper", "ambient_dim": 2}}, "loop", "native dimension 3"),
 ])
 def test_bad_options_stop_the_download_with_one_line(tmp_path, options, dataset, needle):
-    from aebench import pipeline
+    from aebench.stages import download
 
     _project(tmp_path, options)
     with pytest.raises(UserError) as err:
-        pipeline.download(dataset, tmp_path)
+        download.run(dataset, tmp_path)
     assert needle in str(err.value) and "params.yaml" in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "data" / "raw" / dataset).exists()

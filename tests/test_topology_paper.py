@@ -10,8 +10,9 @@ import torch
 
 from aebench.config import EvalConfig
 from aebench.data.parquet import Split
-from aebench.data.synthetic import make_loop
-from aebench.evaluate import EvalContext, encode_all, model_samples, reconstruction_suite, recon_rows, topology_suite
+from aebench.data.datasets.manifolds import make_loop
+from aebench.evaluation.context import EvalContext, encode_all
+from aebench.evaluation.suites import reconstruction_suite, topology_suite
 from aebench.metrics.topology import bilipschitz, local_bilipschitz
 from aebench.models import build_model
 from aebench.models.base import DataInfo
@@ -105,14 +106,14 @@ def test_gw_compares_equal_sized_sets_of_the_chosen_split(tmp_path, monkeypatch,
 def test_bilipschitz_scores_the_decoder_from_test_codes_to_reconstructions(tmp_path):
     ctx = context(tmp_path)
     reconstruction_suite(ctx)
-    rows = recon_rows(ctx)
-    assert topology_suite(ctx)["bilipschitz"] == bilipschitz(ctx.z_test[rows], ctx.extra["x_hat"])
+    rows = ctx.recon_rows
+    assert topology_suite(ctx)["bilipschitz"] == bilipschitz(ctx.z_test[rows], ctx.x_hat)
 
 
 def test_the_evaluator_hands_test_inputs_to_a_sampler_that_starts_from_data(tmp_path):
     ctx = context(tmp_path, "dvae", {"walk_seeds": "test_data"})
-    model_samples(ctx)
+    ctx.samples
     assert ctx.model._walk_data is ctx.test_x
     plain = context(tmp_path, "dvae")
-    model_samples(plain)
+    plain.samples
     assert plain.model._walk_data is None  # train_codes: the kept codes, no data needed

@@ -15,6 +15,7 @@ import os
 import sys
 
 from aebench.errors import UserError, cli_entry
+from aebench.evaluation.directions import key_metrics
 
 
 def _promote(args) -> None:
@@ -23,13 +24,10 @@ def _promote(args) -> None:
     print(promote(args.dataset, args.model, args.metric))
 
 
-KEY_METRICS = ("knn_acc", "linear_acc", "recon_mse", "neg_elbo", "interp_mean_distance", "dci_disentanglement",
-               "ood_auroc", "gw_distance", "coding_cost_nats", "content_acc")
-
-
 def _models(args) -> None:
     from aebench.tracking import CHAMPION, client
 
+    shown = key_metrics()
     mlflow_client = client()
     registered = mlflow_client.search_registered_models()
     if not registered:
@@ -40,10 +38,9 @@ def _models(args) -> None:
         aliases = rm.aliases or {}
         champion = aliases.get(CHAMPION, "-")
         newest = max(versions, key=lambda v: int(v.version), default=None)
-        key_metrics = ", ".join(f"{k}={v}" for k, v in sorted((newest.tags or {}).items())
-                                if k in KEY_METRICS) if newest else ""
+        tags = ", ".join(f"{k}={v}" for k, v in sorted((newest.tags or {}).items()) if k in shown) if newest else ""
         print(f"{rm.name:28s} versions: {len(versions):3d}  newest: {newest.version if newest else '-':>3}  "
-              f"{CHAMPION}: {champion:>3}  {key_metrics}")
+              f"{CHAMPION}: {champion:>3}  {tags}")
 
 
 def _sample(args) -> None:
@@ -53,7 +50,7 @@ def _sample(args) -> None:
     import mlflow
     import torch
 
-    from aebench import figures
+    from aebench.evaluation import figures
     from aebench.models import load_checkpoint
     from aebench.tracking import client, registered_name
 
@@ -98,26 +95,31 @@ def _ui(args) -> None:
 
 
 def _check(args) -> None:
-    from aebench.config import load_params, resolve_model
+    from aebench.config import incomplete_sections
+    from aebench.models import config_class
     from aebench.paths import repo_root
-    from aebench.pipeline import _check_names
+    from aebench.plan import check_names, check_plan, load_params, resolve_model
 
     path = args.params or repo_root() / "params.yaml"
     params = load_params(path)
     for dataset in params.datasets:
-        _check_names(params, dataset)
+        check_names(params, dataset)
     for name in params.models:
         model_type, config, train = resolve_model(params, name, path)
         print(f"{name}: type {model_type}, {config.model_dump()}, epochs {train.epochs}")
     for key, run in params.runs.items():
         _, _, train = resolve_model(params, run.model, path, run=key)
         print(f"run {key}" + (f": epochs {train.epochs}, max_steps_per_epoch {train.max_steps_per_epoch}" if run.train else ""))
+    for warning in incomplete_sections(params, config_class):  # valid, but -S cannot set what is left out
+        print(f"{path}: warning: {warning}", file=sys.stderr)
+    if not args.params:  # the repository's own params.yaml: dvc.yaml's stage lists come from plan.yaml
+        check_plan(params, repo_root())
     print(f"{path}: valid; {len(params.datasets)} datasets, {len(params.models)} models, {len(params.runs)} runs")
 
 
 def _profile(args) -> None:
     from aebench.paths import repo_root
-    from aebench.pipeline import setup_logging
+    from aebench.errors import setup_logging
     from aebench.profiles import run_profile
 
     setup_logging()

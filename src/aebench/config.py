@@ -18,18 +18,21 @@ params.yaml layout
 
 Named variants let one implementation run twice with different settings, e.g.
 `betavae: {type: vae, beta: 4.0}`. Errors name the file and the dotted key.
+
+This module is a leaf: it imports nothing of aebench but `errors`. `read_params` checks every
+section but the model-specific keys of `model.<name>`; `aebench.plan.load_params` adds those,
+checked against the model registry, which lives above this module.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, ValidationInfo
 
-from aebench.diffmap_stage import DiffmapConfig
 from aebench.errors import UserError
 
 
@@ -40,10 +43,10 @@ class Strict(BaseModel):
 
 
 # The keys of `data.options.<dataset>` that are keyword arguments of a dataset's generator
-# (aebench.data.synthetic.generate refuses those a generator does not take).
+# (aebench.data.registry.generate refuses those a generator does not take).
 GENERATOR_OPTIONS = ("ambient_dim", "noise", "variant")
 # The keys of `data.options.<dataset>` that are keyword arguments of the real image loaders
-# (aebench.data.sources.load_real refuses those a loader does not take).
+# (aebench.data.registry.load_real refuses those a loader does not take).
 IMAGE_OPTIONS = ("invert", "size", "channels")
 
 
@@ -60,7 +63,7 @@ class DatasetOptions(Strict):
     variant: Optional[Literal["default", "paper"]] = Field(
         None, description="loop, sphere, torus: default (random points plus noise) or paper (the DVAE authors' "
                           "noise-free grids: the loop (cos t, sin 2t, sin 3t) in R^3, the unit sphere, the torus of "
-                          "radii 2 and 1; aebench.data.synthetic). None: default. Paper: paper")
+                          "radii 2 and 1; aebench.data.datasets.manifolds). None: default. Paper: paper")
     invert: bool = Field(
         True, description="omniglot only: True inverts the scans to MNIST's white strokes on black (no polarity cue "
                           "between the two); False keeps their dark strokes on white, the GWAE paper's (vaetc loads "
@@ -78,7 +81,7 @@ class DatasetOptions(Strict):
 
     def image_options(self) -> dict[str, Any]:
         """The image options params.yaml sets here (invert, size, channels): keyword arguments of
-        `aebench.data.sources.load_real`, which refuses them for datasets that do not take them."""
+        `aebench.data.registry.load_real`, which refuses them for datasets that do not take them."""
         return {key: getattr(self, key) for key in IMAGE_OPTIONS if key in self.model_fields_set}
 
 
@@ -158,6 +161,23 @@ class EvalConfig(Strict):
         return self.precision, "evaluate.precision"
 
 
+class DiffmapConfig(Strict):
+    """The `diffmap:` section: the diffusion-map precompute (`aebench.stages.diffmap`)."""
+
+    n_components: int = Field(10, gt=0, description="diffusion coordinates kept (the DVAE authors' MNIST latent size)")
+    n_neighbors: int = Field(16, gt=0, description="k of the k-NN graph; >= N - 1 means the dense kernel")
+    epsilon: Union[float, Literal["auto"]] = Field(
+        "auto", description="kernel bandwidth; 'auto' = median squared distance to the 10th neighbour")
+    alpha: float = Field(1.0, ge=0, le=1, description="density normalisation (1: Laplace-Beltrami)")
+    t: float = Field(1.0, ge=0, description="diffusion time: coordinates are lambda^t psi")
+    pca_components: int | None = Field(50, gt=0, description="PCA before the neighbour search (only when the data has more dimensions)")
+    seed: int = 0
+
+    def fit_kwargs(self) -> dict:
+        return dict(n_components=self.n_components, n_neighbors=self.n_neighbors, epsilon=self.epsilon,
+                    alpha=self.alpha, t=self.t, pca_components=self.pca_components, seed=self.seed)
+
+
 class ModelSection(Strict):
     """The raw form of a `model.<name>` section before its type's config class checks it."""
 
@@ -234,7 +254,9 @@ def _format_error(path: Path, err: ValidationError, prefix: str = "") -> str:
     return f"{path}: `{key}`: {message} (got {first.get('input')!r})"
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def read_params(path: str | Path = "params.yaml") -> Params:
+    """params.yaml parsed and checked, except the type-specific keys of `model.<name>` sections
+    (`aebench.plan.load_params` checks those against the model registry)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} not found: run from the repository root or set AEBENCH_ROOT")
@@ -243,26 +265,73 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     try:
-        params = Params.model_validate(raw)
+        return Params.model_validate(raw)
     except ValidationError as exc:
         raise UserError(_format_error(path, exc)) from None
-    for name in params.models:  # resolving checks the type and every model key
-        resolve_model(params, name, path)
-    for key, run in params.runs.items():
-        resolve_model(params, run.model, path, run=key)
-    return params
 
 
-def resolve_model(params: Params, name: str, path: Path | str = "params.yaml", run: str | None = None):
+def model_type_of(params: Params, name: str) -> str:
+    """The implementation `model.<name>.type` names (default: the section's name)."""
+    section = params.model.get(name, ModelSection())
+    return section.type or name
+
+
+def unlisted_fields(cls: type[BaseModel], given: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The fields of config class `cls` that the section `given` leaves out, as dotted keys (a
+    nested config's fields included, e.g. `pixelcnn.levels`), with the defaults that apply."""
+    missing: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if name not in given:
+            missing[prefix + name] = default.model_dump() if isinstance(default, BaseModel) else default
+        elif isinstance(default, BaseModel) and isinstance(given[name], dict):
+            missing.update(unlisted_fields(type(default), given[name], f"{prefix}{name}."))
+    return missing
+
+
+def incomplete_sections(params: Params, config_class: Callable[[str], type[BaseModel]]) -> list[str]:
+    """One warning per section (`train`, ..., `model.<name>`) that does not list every field of
+    its config class. The defaults apply, so the file stays valid, but `dvc exp run -S key=value`
+    can only set a key the file has (else `-S +key=value`). `config_class` is the model
+    registry's lookup; a section of an unknown type is skipped (loading the params refuses it)."""
+    sections = {name: (type(getattr(params, name)), dict.fromkeys(getattr(params, name).model_fields_set))
+                for name in ("data", "train", "evaluate", "diffmap")}
+    for name in params.models:
+        section = params.model.get(name, ModelSection())
+        try:
+            sections[f"model.{name}"] = (config_class(model_type_of(params, name)), dict(section.model_extra or {}))
+        except KeyError:
+            continue
+    by_section: dict[str, list[tuple[str, Any]]] = {}
+    for key, (cls, given) in sections.items():
+        for dotted, default in unlisted_fields(cls, given).items():
+            parent, _, field = f"{key}.{dotted}".rpartition(".")
+            by_section.setdefault(parent, []).append((field, default))
+    warnings = []
+    for section, fields in by_section.items():
+        # null as an empty value: the form `dvc exp run -S` writes back
+        pairs = ", ".join(f"`{field}:{' ' + _flow(value) if value is not None else ''}`" for field, value in fields)
+        count = "1 field" if len(fields) == 1 else f"{len(fields)} fields"
+        warnings.append(f"{section} leaves out {count}: add {pairs} to {section} so `dvc exp run -S` can set "
+                        f"{'it' if len(fields) == 1 else 'them'}")
+    return warnings
+
+
+def _flow(value: Any) -> str:
+    """A value as one line of YAML (`10.0`, `auto`, `[1, 2]`, `{layers: 5}`)."""
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 20).removesuffix("...\n").strip()
+
+
+def resolve_section(params: Params, name: str, config_class: Callable[[str], type[BaseModel]],
+                    known_types: Callable[[], list[str]], path: Path | str = "params.yaml", run: str | None = None):
     """The validated config of model `name` and its effective TrainConfig: the global `train`
     section, then `model.<name>.train`, then (given a run key) `runs.<run>.train`.
+    `config_class(type)` is the model registry's lookup (KeyError for an unknown type).
 
     Returns (model_type, config, train_config); errors name `model.<name>.<key>`.
     """
-    from aebench.models import config_class, known_types
-
     section = params.model.get(name, ModelSection())
-    model_type = section.type or name
+    model_type = model_type_of(params, name)
     try:
         cls = config_class(model_type)
     except KeyError:

@@ -3,12 +3,13 @@
 Anything a user can cause (bad params, missing or corrupt data, an unknown model, an
 unreachable tracking server) raises `UserError`. Entry points wrap their work in
 `cli_entry`, which prints `aebench: error: <message>` and exits 2; set `AEBENCH_DEBUG=1` to
-see the traceback as well.
+see the traceback as well. `setup_logging` is the entry points' log format.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import traceback
@@ -43,3 +44,10 @@ def cli_entry(func: Callable[..., T]) -> Callable[..., T]:
             raise SystemExit(130) from None
 
     return wrapper
+
+
+def setup_logging() -> None:
+    """INFO lines with a timestamp; the chatty libraries underneath at WARNING."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("alembic", "mlflow", "urllib3", "great_expectations", "matplotlib", "git", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -19,7 +19,8 @@ decoder's output back, so the rest of the pipeline still sees the data's own siz
 from __future__ import annotations
 
 import math
-from typing import Literal
+from dataclasses import dataclass
+from typing import Callable, Literal
 
 import torch
 from torch import nn
@@ -30,13 +31,15 @@ Arch = Literal["auto", "conv", "mlp", "acai"]
 
 
 def resolve_arch(shape: tuple[int, ...], arch: Arch = "auto") -> str:
-    if arch == "acai":
-        return "acai" if len(shape) == 3 else "mlp"
-    if arch != "auto":
-        if arch == "conv" and len(shape) != 3:
-            raise ValueError(f"arch 'conv' needs image data (C, H, W), got shape {shape}")
-        return arch
-    return "conv" if len(shape) == 3 and min(shape[1:]) >= 16 else "mlp"
+    """The family of nets `arch` means for data of `shape` (a key of `ARCHITECTURES`)."""
+    if arch == "auto":
+        return "conv" if len(shape) == 3 and min(shape[1:]) >= 16 else "mlp"
+    if len(shape) != 3:
+        fallback = ARCHITECTURES[arch].on_vectors
+        if fallback is None:
+            raise ValueError(f"arch {arch!r} needs image data (C, H, W), got shape {shape}")
+        return fallback
+    return arch
 
 
 def leaky_relu(slope: float) -> nn.LeakyReLU:
@@ -276,31 +279,33 @@ class MLPDecoder(nn.Module):
         return self.net(z).view(-1, *self.shape)
 
 
-def acai_options(config) -> dict[str, int | None]:
-    """A model config's `arch: acai` options (`latent_side`, `pad_to`, fields of every
-    `ModelConfig`) as keyword arguments of `build_encoder` and `build_decoder`."""
-    return {"latent_side": config.latent_side, "pad_to": config.pad_to}
+@dataclass(frozen=True)
+class Architecture:
+    """A family of nets: its encoder `(shape, out_dim, width, **options)` and decoder
+    `(latent_dim, shape, width, **options)` builders, and the family used instead on vector
+    data (None: the family needs images)."""
+
+    encoder: Callable[..., nn.Module]
+    decoder: Callable[..., nn.Module]
+    on_vectors: str | None
 
 
-def build_encoder(shape: tuple[int, ...], out_dim: int, arch: Arch = "auto", width: int = 32, *,
-                  latent_side: int | None = None, pad_to: int | None = None) -> nn.Module:
+ARCHITECTURES: dict[str, Architecture] = {
+    "conv": Architecture(lambda shape, out_dim, width, **_: ConvEncoder(shape, out_dim, width),
+                         lambda latent_dim, shape, width, **_: ConvDecoder(latent_dim, shape, width), None),
+    "mlp": Architecture(lambda shape, out_dim, width, **_: MLPEncoder(shape, out_dim, hidden=8 * width),
+                        lambda latent_dim, shape, width, **_: MLPDecoder(latent_dim, shape, hidden=8 * width), "mlp"),
+    "acai": Architecture(ACAIEncoder, ACAIDecoder, "mlp"),
+}
+
+
+def build_encoder(shape: tuple[int, ...], out_dim: int, arch: Arch = "auto", width: int = 32, **options) -> nn.Module:
     """Data of `shape` -> vectors of `out_dim` (e.g. 2 x latent for mean and log-variance).
-    `latent_side` and `pad_to` shape the `acai` nets only (see `ACAIEncoder`)."""
-    resolved = resolve_arch(shape, arch)
-    if resolved == "acai":
-        return ACAIEncoder(shape, out_dim, width, latent_side, pad_to)
-    if resolved == "conv":
-        return ConvEncoder(shape, out_dim, width)
-    return MLPEncoder(shape, out_dim, hidden=8 * width)
+    `options` shape the `acai` nets only (`latent_side`, `pad_to`: see `ACAIEncoder`)."""
+    return ARCHITECTURES[resolve_arch(shape, arch)].encoder(shape, out_dim, width, **options)
 
 
-def build_decoder(latent_dim: int, shape: tuple[int, ...], arch: Arch = "auto", width: int = 32, *,
-                  latent_side: int | None = None, pad_to: int | None = None) -> nn.Module:
-    """Codes of `latent_dim` -> unconstrained outputs of `shape` (`latent_side`, `pad_to`: as
-    in `build_encoder`)."""
-    resolved = resolve_arch(shape, arch)
-    if resolved == "acai":
-        return ACAIDecoder(latent_dim, shape, width, latent_side, pad_to)
-    if resolved == "conv":
-        return ConvDecoder(latent_dim, shape, width)
-    return MLPDecoder(latent_dim, shape, hidden=8 * width)
+def build_decoder(latent_dim: int, shape: tuple[int, ...], arch: Arch = "auto", width: int = 32,
+                  **options) -> nn.Module:
+    """Codes of `latent_dim` -> unconstrained outputs of `shape` (`options`: as in `build_encoder`)."""
+    return ARCHITECTURES[resolve_arch(shape, arch)].decoder(latent_dim, shape, width, **options)

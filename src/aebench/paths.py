@@ -44,3 +44,7 @@ def reports_dir(root: Path | None = None) -> Path:
 def resume_dir(root: Path | None = None) -> Path:
     """Resume checkpoints live outside DVC outputs, which DVC deletes before a rerun."""
     return (root or repo_root()) / ".aebench" / "resume"
+
+
+def diffmap_dir(dataset: str, root: Path | None = None) -> Path:
+    return (root or repo_root()) / "data" / "diffmap" / dataset

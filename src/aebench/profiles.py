@@ -6,7 +6,8 @@ workspace so that the default `params.yaml` stays the quick default.
 1. validates `profiles/paper.yaml` like params.yaml (`aebench check profiles/paper.yaml`);
 2. checks out the current commit into `.profiles/paper/` (a git worktree, ignored), writes
    the profile there as its `params.yaml`, with a relative `data.mirror` made absolute
-   against this checkout, and runs `dvc repro` in it with that worktree's code. Its DVC
+   against this checkout, writes its plan.yaml (`python -m aebench.plan`) and runs `dvc repro`
+   in it with that worktree's code (the warm stage server on, as `make repro`). Its DVC
    lock and cache, MLflow store and outputs stay there, so a second run resumes where the
    first stopped and reruns only what changed;
 3. copies what a reader needs into `results/paper/`: `summary.md` (figure links rewritten),
@@ -35,9 +36,9 @@ from pathlib import Path
 
 import yaml
 
-from aebench.config import load_params
 from aebench.errors import UserError
 from aebench.io import write_json_atomic, write_text_atomic
+from aebench.plan import load_params
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,14 @@ def profile_params(profile: Path, root: Path) -> str:
 
 
 def run_dvc(tree: Path) -> float:
-    """`dvc repro` in the worktree with its own code; returns the wall seconds."""
+    """`dvc repro` in the worktree with its own code, after writing the profile's plan.yaml
+    (`aebench.plan`), with the warm stage server on as `make repro` has it; returns the wall seconds."""
     env = dict(os.environ, PYTHONPATH=str(tree / "src"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     env.pop("AEBENCH_ROOT", None)
+    env.setdefault("AEBENCH_WARM", "1")
+    planned = subprocess.run([sys.executable, "-m", "aebench.plan"], cwd=tree, env=env)
+    if planned.returncode != 0:
+        raise UserError(f"`python -m aebench.plan` in {tree} failed (exit {planned.returncode}): see its message above")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=tree, env=env)
     seconds = time.perf_counter() - start

@@ -7,19 +7,18 @@ Input: float32 tensor (batch, *data shape), images scaled to [0, 1]. Output: cod
 
 import mlflow
 import numpy as np
+import torch
 from mlflow.pyfunc import PythonModel
+
+from aebench.models import load_checkpoint
 
 
 class EncoderModel(PythonModel):
     def load_context(self, context):
-        from aebench.models import load_checkpoint
-
         self.model, _ = load_checkpoint(context.artifacts["checkpoint"])
         self.model.eval()
 
     def predict(self, context, model_input, params=None):
-        import torch
-
         if isinstance(model_input, dict):  # a named-tensor request: take its only tensor
             (model_input,) = model_input.values()
         x = torch.as_tensor(np.asarray(model_input, dtype=np.float32))

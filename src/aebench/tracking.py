@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from aebench import __version__
 from aebench.errors import UserError
-from aebench.metrics import DIRECTIONS
+from aebench.evaluation.directions import DIRECTIONS
 from aebench.paths import repo_root
 
 log = logging.getLogger(__name__)
@@ -182,9 +183,7 @@ def register_encoder(run_id: str, dataset: str, model: str, checkpoint: Path, ex
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    import aebench
-
-    serving = Path(aebench.__file__).with_name("serving.py")
+    serving = Path(__file__).with_name("serving.py")
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *example.shape[1:]))]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, codes.shape[1]))]),
@@ -197,7 +196,7 @@ def register_encoder(run_id: str, dataset: str, model: str, checkpoint: Path, ex
             artifacts={"checkpoint": str(checkpoint)},
             signature=signature,
             input_example=example.astype(np.float32),
-            pip_requirements=[f"aebench=={aebench.__version__}", "torch", "numpy"],
+            pip_requirements=[f"aebench=={__version__}", "torch", "numpy"],
             registered_model_name=name,
         )
     version = str(info.registered_model_version)

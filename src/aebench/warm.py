@@ -1,20 +1,22 @@
-"""A warm interpreter for DVC stages, so that 85 stages do not each pay 4-9 s of imports.
+"""Opt-in tooling: a warm interpreter for DVC stages, so that every stage does not pay 2-10 s
+of imports. `AEBENCH_WARM=1` turns it on (`make repro` sets it); otherwise stages run in-process.
 
-`dvc repro` runs every stage as a fresh `python stages/<stage>.py`, and a stage's own work is
-often shorter than importing torch, torch._dynamo (the first optimizer imports it), MLflow,
-great-expectations and scikit-learn. So a stage script asks a warm server to run it instead:
-the server has imported those libraries once and forks a child per stage. The child takes
-the stage's stdin/stdout/stderr (passed over a Unix socket), its working directory,
-environment and argv, runs the script as `__main__` and exits with the script's exit code,
-which the stage process exits with in turn. DVC sees an ordinary process.
+`dvc repro` runs every stage as a fresh `python -m aebench.stages <stage>`, and a stage's own
+work is often shorter than importing torch, torch._dynamo (the first optimizer imports it),
+MLflow, great-expectations and scikit-learn. So the stage dispatcher (`aebench.stages.__main__`)
+asks a warm server to run it instead: the server has imported those libraries once and forks
+a child per stage. The child takes the stage's stdin/stdout/stderr (passed over a Unix
+socket), its working directory, environment and argv, runs the module (or script) as
+`__main__` and exits with its exit code, which the stage process exits with in turn. DVC sees
+an ordinary process. This module imports nothing of aebench.
 
 What keeps this safe:
 - Only third-party libraries are preloaded, never aebench's own modules, so a stage always
   runs the code on disk. The server's address is keyed by the interpreter and its
   site-packages (modification time), the aebench checkout, the environment and this file, so
   an install into the venv, a changed environment or new server code gets a new server.
-- No server, or one that cannot take the request, means the stage runs in-process as before
-  (and starts a server for the stages after it); `AEBENCH_WARM=0` turns the server off.
+- No server, or one that cannot take the request, means the stage runs in-process (and
+  starts a server for the stages after it); without `AEBENCH_WARM=1` no server is used.
 - Ctrl-C and SIGTERM on the stage process are forwarded to the child; if the stage process
   dies, the child is terminated. A child that crashes reports its signal as the exit code.
 - The server exits after `AEBENCH_WARM_IDLE` seconds (default 60) without work; its log is
@@ -25,11 +27,13 @@ in-process.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import importlib
 import json
 import os
+import runpy
 import select
 import signal
 import socket
@@ -40,6 +44,7 @@ import sysconfig
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -59,15 +64,30 @@ _VOLATILE_ENV = {"_", "PWD", "OLDPWD", "SHLVL", CHILD_MARK}
 _HEADER = struct.Struct("!Q")
 
 
+def enabled() -> bool:
+    """Whether a stage started here may hand off: opted in, on Linux, not already a child, and
+    not a torchrun rank (long runs, each its own process group)."""
+    return (os.environ.get("AEBENCH_WARM") == "1" and not os.environ.get(CHILD_MARK)
+            and sys.platform.startswith("linux") and "WORLD_SIZE" not in os.environ)
+
+
 def run(script: str, main: Callable[[], None]) -> None:
     """Run the stage `script` (its `__file__`) whose entry point is `main`, in a fork of the
     warm server when one is up; otherwise here, starting a server for the next stages."""
-    if (os.environ.get(CHILD_MARK) or os.environ.get("AEBENCH_WARM", "1") == "0" or not sys.platform.startswith("linux")
-            or "WORLD_SIZE" in os.environ):  # torchrun ranks: long runs, each its own process group
+    _run({"script": os.path.abspath(script)}, main)
+
+
+def run_module(module: str, main: Callable[[], None]) -> None:
+    """`run` for a stage started as `python -m <module>`."""
+    _run({"module": module}, main)
+
+
+def _run(target: dict, main: Callable[[], None]) -> None:
+    if not enabled():
         main()
         return
     address = server_address()
-    code = _delegate(address, os.path.abspath(script))
+    code = _delegate(address, target)
     if code is None:
         if not _server_starting(address):
             _start_server(address)
@@ -120,12 +140,13 @@ def _server_starting(address: str) -> bool:
 
 # --- the stage's side -----------------------------------------------------------------------
 
-def _delegate(address: str, script: str) -> int | None:
-    """Have the server run `script`; its exit code, or None when no server took it (it did not start)."""
+def _delegate(address: str, target: dict) -> int | None:
+    """Have the server run `target` ({"script": path} or {"module": name}); its exit code, or
+    None when no server took it (it did not start)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(address)
-        request = json.dumps({"script": script, "argv": [script, *sys.argv[1:]], "cwd": os.getcwd(),
+        request = json.dumps({**target, "argv": [target.get("script", "-m"), *sys.argv[1:]], "cwd": os.getcwd(),
                               "env": dict(os.environ)}).encode()
         socket.send_fds(sock, [_HEADER.pack(len(request)) + request], [0, 1, 2])
         reply = sock.makefile("r")
@@ -257,26 +278,24 @@ def _run_child(conn: socket.socket, fds: list[int], request: dict) -> None:
         os.environ[CHILD_MARK] = "1"
         os.chdir(request["cwd"])
         sys.argv = request["argv"]
-        sys.path[0] = os.path.dirname(request["script"])
+        # what `python script.py` and `python -m module` put first on the path
+        sys.path[0] = os.path.dirname(request["script"]) if "script" in request else request["cwd"]
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         threading.Thread(target=_watch_stage_process, args=(conn,), daemon=True).start()
-        import runpy
-
-        runpy.run_path(request["script"], run_name="__main__")
+        if "script" in request:
+            runpy.run_path(request["script"], run_name="__main__")
+        else:
+            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, (int, type(None))):
             print(exc.code, file=sys.stderr)
     except BaseException as exc:  # noqa: BLE001 - report like the interpreter would, then exit
-        import traceback
-
         traceback.print_exc()
         code = 130 if isinstance(exc, KeyboardInterrupt) else 1
     finally:
-        import atexit
-
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             try:

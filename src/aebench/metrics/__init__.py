@@ -1,8 +1,10 @@
-"""Metrics: pure functions of numpy arrays, each with known-answer tests.
+"""Metrics: pure functions of numpy arrays, each with known-answer tests. Nothing here knows
+the evaluator, a model or a dataset: `aebench.evaluation.suites` feeds them arrays.
 
-`DIRECTIONS` says, for every key that can appear in `eval/<dataset>/<model>/metrics.json`,
-whether larger ("max") or smaller ("min") is better. The report marks the best model per
-column with it and `aebench promote` decides whether a new version beats the champion.
+`DIRECTIONS` says, for every key the shared evaluation suites write into
+`eval/<dataset>/<model>/metrics.json`, whether larger ("max") or smaller ("min") is better.
+Models declare the directions of their own metrics; `aebench.evaluation.directions` joins
+them all for the report and `aebench promote`.
 """
 
 DIRECTIONS: dict[str, str] = {
@@ -26,25 +28,4 @@ DIRECTIONS: dict[str, str] = {
     "bilipschitz": "min",
     "trustworthiness": "max",
     "offmanifold_rate": "min",
-    "coding_cost_nats": "min",
-    "coding_cost_recon_nats": "min",
-    "coding_cost_total_nats": "min",
-    "knn_acc_sampled": "max",
-    "content_acc": "max",
-    "content_acc_accumulated": "max",
-    "style_acc": "min",
-    "heldout_content_acc": "max",
-    "heldout_content_acc_accumulated": "max",
-    "heldout_style_acc": "min",
-    "train_seconds": "min",
-    "train_samples_per_s": "max",
-    "eval_seconds": "min",
 }
-
-
-def direction(metric: str) -> str:
-    """'max' or 'min' for a metric key; KeyError names the known keys."""
-    try:
-        return DIRECTIONS[metric]
-    except KeyError:
-        raise KeyError(f"unknown metric {metric!r}; known: {', '.join(sorted(DIRECTIONS))}") from None

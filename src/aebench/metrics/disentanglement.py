@@ -1,7 +1,7 @@
 """Disentanglement metrics: DCI (Eastwood & Williams, 2018) and MIG (Chen et al., 2018).
 
-Pure functions of arrays `codes` (N, d) and `factors` (N, K); `disentanglement_suite` adapts
-them to the evaluator.
+Pure functions of arrays `codes` (N, d) and `factors` (N, K); the evaluator's
+`disentanglement_suite` (aebench.evaluation.suites) feeds them the test codes and factors.
 
 DCI follows the toolkit the GWAE paper was measured with (vaetc's `dci/classifier.py`):
 - factors are scaled to [0, 1] (min-max per factor) and constant factors dropped;
@@ -45,8 +45,7 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestRegressor
 from sklearn.metrics import mutual_info_score
 from sklearn.model_selection import train_test_split
 
-__all__ = ["importance_matrix", "dci_from_importance", "dci", "histogram_bins", "discretise", "mig",
-           "disentanglement_suite"]
+__all__ = ["importance_matrix", "dci_from_importance", "dci", "histogram_bins", "discretise", "mig"]
 
 RF_DEPTHS = (2, 4, 8, 12)
 
@@ -234,22 +233,3 @@ def mig(codes, factors, bins: int = 20) -> float:
     if not gaps:
         raise ValueError("every factor is constant: nothing to disentangle")
     return float(np.mean(gaps))
-
-
-def disentanglement_suite(ctx, max_codes: int = 10000) -> dict[str, float]:
-    """DCI and MIG of the test codes against the test split's factor columns, where it has
-    any (shapes, lines, dSprites...); at most `max_codes` codes, sampled with the eval seed."""
-    names = sorted(ctx.test.factors)
-    if not names:
-        return {}
-    codes = np.asarray(ctx.z_test, dtype=np.float64)
-    factors = np.stack([np.asarray(ctx.test.factors[n], dtype=np.float64) for n in names], axis=1)
-    if len(codes) > max_codes:
-        keep = np.sort(np.random.default_rng(ctx.seed).choice(len(codes), max_codes, replace=False))
-        codes, factors = codes[keep], factors[keep]
-    if not (factors.max(axis=0) > factors.min(axis=0)).any():
-        return {}
-    out = dci(codes, factors, seed=ctx.seed)
-    if codes.shape[1] >= 2:
-        out["mig"] = mig(codes, factors)
-    return out

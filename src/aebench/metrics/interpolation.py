@@ -5,7 +5,7 @@ Protocol (the authors' `lib/eval.py`, reproduced exactly):
 
 * Every decoded image is compared with a reference set of 10,000 lines drawn at the angles
   `linspace(0, 2 pi - 2 pi / 10000, 10000)` (the authors' expression) by the same renderer as
-  the dataset (`aebench.data.synthetic.draw_lines`, bit-identical to the authors' renderer,
+  the dataset (`aebench.data.datasets.lines.draw_lines`, bit-identical to the authors' renderer,
   float64 pixels, background -1, line +1), using the cosine distance between flattened pixels
   (scipy's `cdist(..., "cosine")`, computed here in float64). Each image keeps its smallest
   distance and that reference line's angle.
@@ -22,14 +22,14 @@ Protocol (the authors' `lib/eval.py`, reproduced exactly):
 Pixel convention: the metric works in the paper's [-1, 1] pixel range, and the cosine
 distance is not invariant to that choice (in [0, 1] the background would weigh nothing). It
 scores the raw decoder output, as the authors do (their decoders end in a linear layer and
-nothing clips the images before `line_eval`): `interpolation_suite` asks a model for
-`decode_raw(z)`, its unclamped output in the paper's range (the ACAI family,
-`aebench.models.acai_family`), and maps the others' `decode(z)` (pixel intensities in
-[0, 1], for most models a sigmoid's output) with `2 x - 1`. Clamping would change the
-scores: pixels outside [-1, 1] move the cosine distance.
+nothing clips the images before `line_eval`): the evaluator's `interpolation_suite`
+(aebench.evaluation.suites) hands it a model's `decode_raw(z)`, its unclamped output in the
+paper's range (the ACAI family, `aebench.models.acai_family`), and the others' `decode(z)`
+(pixel intensities in [0, 1], for most models a sigmoid's output) mapped with `2 x - 1`.
+Clamping would change the scores: pixels outside [-1, 1] move the cosine distance.
 
-Public API: `lines_metrics`, `closest_lines`, `smoothness_scores`, `interpolate_codes`,
-`decode_paper_range` and the evaluation suite `interpolation_suite`.
+Public API: pure functions of arrays, `lines_metrics`, `closest_lines`, `smoothness_scores`
+and `interpolate_codes`.
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ import math
 
 import numpy as np
 
-__all__ = ["lines_metrics", "closest_lines", "smoothness_scores", "interpolate_codes", "decode_paper_range",
-           "interpolation_suite", "N_REFERENCE", "N_PAIRS", "N_STEPS"]
+from aebench.data.datasets.lines import draw_lines
+
+__all__ = ["lines_metrics", "closest_lines", "smoothness_scores", "interpolate_codes", "N_REFERENCE", "N_PAIRS",
+           "N_STEPS"]
 
 N_REFERENCE = 10_000  # reference lines (authors' eval.closest_line)
 N_PAIRS = 256  # interpolations evaluated (authors' eval_custom_lines32)
@@ -54,8 +56,6 @@ _BLOCK = 1024
 @functools.lru_cache(maxsize=4)
 def _reference(size: int) -> tuple[np.ndarray, np.ndarray]:
     """(angles, unit-norm flattened reference lines in float64), computed once per size."""
-    from aebench.data.synthetic import draw_lines
-
     angles = np.linspace(0.0, 2.0 * math.pi - 2.0 * math.pi / N_REFERENCE, N_REFERENCE)
     lines = draw_lines(angles, size=size, dtype=np.float64).reshape(N_REFERENCE, -1)
     lines /= np.linalg.norm(lines, axis=1, keepdims=True)
@@ -133,55 +133,3 @@ def interpolate_codes(z_left: np.ndarray, z_right: np.ndarray, steps: int = N_ST
     authors' formula, both ends included)."""
     t = np.arange(steps, dtype=np.float64)[None, :, None]
     return (z_left[:, None, :] * (steps - 1 - t) + z_right[:, None, :] * t) / (steps - 1)
-
-
-def decode_paper_range(model, z: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Images decoded from codes `z`, in the paper's [-1, 1] range and unclamped: the model's
-    `decode_raw(z)` where it has one (its output before the pipeline's [0, 1] clamp), else
-    `2 decode(z) - 1`."""
-    import torch
-
-    from aebench.evaluate import decode_all
-
-    raw = getattr(model, "decode_raw", None)
-    if raw is None:
-        return 2.0 * decode_all(model, z, batch_size) - 1.0
-    zt = torch.as_tensor(z, dtype=torch.float32, device=model.device)
-    with torch.no_grad():
-        return torch.cat([raw(zt[i:i + batch_size]).cpu() for i in range(0, len(zt), batch_size)]).numpy()
-
-
-def interpolation_suite(ctx) -> dict[str, float]:
-    """Evaluation suite (`aebench.evaluate.SUITES`): on `lines`, `interp_mean_distance` and
-    `interp_smoothness` from 256 test pairs x 16 steps; on every image dataset, the figure
-    `interpolations.png` (a few of those pairs, decoded).
-
-    Pairs: a seeded random choice of 512 distinct test rows (the same for every model, as the
-    seed is the evaluate section's), the first 256 paired with the last 256, like the
-    authors' pool of 512 test images. Codes are the evaluator's `ctx.z_test` (the model's
-    deterministic `encode`). The metrics score the raw decoder output
-    (`decode_paper_range`); the figure shows it clipped to [0, 1].
-    """
-    from aebench import figures
-
-    if ctx.test.kind != "image":
-        return {}
-    n = len(ctx.z_test)
-    pairs = min(N_PAIRS, n // 2)
-    if pairs == 0:
-        return {}
-    rows = np.random.default_rng(ctx.seed).choice(n, 2 * pairs, replace=False)
-    is_lines = ctx.test.dataset == "lines"
-    shown = pairs if is_lines else min(pairs, ctx.figure_examples)
-    codes = interpolate_codes(ctx.z_test[rows[:shown]], ctx.z_test[rows[pairs:pairs + shown]])
-    decoded = decode_paper_range(ctx.model, codes.reshape(-1, codes.shape[-1]))
-    decoded = decoded.reshape(shown, N_STEPS, *decoded.shape[1:])
-    strips = min(shown, ctx.figure_examples)
-    figures.save(figures.image_grid(list(np.clip((decoded[:strips] + 1.0) / 2.0, 0.0, 1.0)),
-                                    [f"pair {i + 1}" for i in range(strips)],
-                                    f"Latent interpolations ({N_STEPS} steps, ends are reconstructions)"),
-                 ctx.plots / "interpolations.png")
-    if not is_lines:
-        return {}
-    metrics = lines_metrics(decoded, size=decoded.shape[-1])
-    return {"interp_mean_distance": metrics["mean_distance"], "interp_smoothness": metrics["smoothness"]}

@@ -15,6 +15,9 @@ Conventions (shared by every function here):
 Public API: `knn_acc`, `linear_acc`, `linear_head_acc`, `cluster_scores` (with the thin wrappers `cluster_acc`
 and `nmi`), `cluster_acc_paper` (the ACAI paper's train-fitted protocol), `hungarian_accuracy`
 and `pca_whiten`.
+
+scikit-learn and scipy are imported inside the functions that use them: they take about a
+second to load, which a model importing `knn_acc` for its own suite should not pay.
 """
 
 from __future__ import annotations

@@ -33,6 +33,8 @@
 Non-convexity: POT's solver finds a stationary coupling from the independent coupling p q^T,
 not necessarily the global optimum, so the value is an upper bound on the true GW
 discrepancy; it is deterministic for given inputs.
+
+POT and scikit-learn are imported inside the functions that use them (seconds to load).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Model registry: every module in this package registers its model types on import.
 
 Adding a model means adding one file here that decorates its class with `@register("name")`;
-nothing else in aebench names it. `build_model` and `load_checkpoint` are how the trainer,
-evaluator and MLflow serving wrapper get models.
+nothing else in aebench names it. A model with several files (model, sampler, evaluation) is
+a subpackage whose `__init__` imports its model (`acn/`, `dvae/`, `mlvae/`). `build_model` and
+`load_checkpoint` are how the trainer, evaluator and MLflow serving wrapper get models;
+`metric_directions` and `key_metrics` gather what the models declare about their own metrics.
 """
 
 from __future__ import annotations
@@ -53,6 +55,22 @@ def model_class(model_type: str) -> type[AutoEncoderBase]:
 
 def config_class(model_type: str) -> type[ModelConfig]:
     return model_class(model_type).config_class
+
+
+def metric_directions() -> dict[str, str]:
+    """Every registered model's `metric_directions`, models in name order; a metric two models
+    declare must have the same direction in both."""
+    joined: dict[str, str] = {}
+    for name in known_types():
+        for metric, how in _TYPES[name].metric_directions.items():
+            if joined.setdefault(metric, how) != how:
+                raise RuntimeError(f"model type {name!r} declares {metric!r} {how!r}, another {joined[metric]!r}")
+    return joined
+
+
+def key_metrics() -> tuple[str, ...]:
+    """Every registered model's `key_metrics`, models in name order, each once."""
+    return tuple(dict.fromkeys(k for name in known_types() for k in _TYPES[name].key_metrics))
 
 
 def build_model(model_type: str, config: ModelConfig | dict, info: DataInfo) -> AutoEncoderBase:

@@ -31,7 +31,6 @@ from pydantic import Field
 from aebench.models import register
 from aebench.models.acai_family import PaperPixelAE, mse, simultaneous_step
 from aebench.models.base import DataInfo, ModelConfig, adam
-from aebench.nets import acai_options, build_encoder
 
 
 class ACAIConfig(ModelConfig):
@@ -46,8 +45,7 @@ class ACAI(PaperPixelAE):
 
     def __init__(self, config: ACAIConfig, info: DataInfo):
         super().__init__(config, info)
-        self.critic_net = build_encoder(info.shape, config.latent_dim, config.arch, config.advdepth or config.width,
-                                        **acai_options(config))
+        self.critic_net = self.encoder_net(config.latent_dim, width=config.advdepth or config.width)
 
     def critic(self, x: torch.Tensor) -> torch.Tensor:
         """d(x): the critic net's code output averaged to one number per example."""

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig
-from aebench.nets import acai_options, build_decoder, build_encoder
 
 
 class PaperPixelAE(AutoEncoderBase):
@@ -32,9 +31,7 @@ class PaperPixelAE(AutoEncoderBase):
 
     def __init__(self, config: ModelConfig, info: DataInfo):
         super().__init__(config, info)
-        nets = acai_options(config)
-        self.encoder = build_encoder(info.shape, config.latent_dim, config.arch, config.width, **nets)
-        self.decoder = build_decoder(config.latent_dim, info.shape, config.arch, config.width, **nets)
+        self.encoder, self.decoder = self.encoder_net(config.latent_dim), self.decoder_net()
 
     def to_paper(self, x: torch.Tensor) -> torch.Tensor:
         """Pipeline pixels [0, 1] -> the paper's [-1, 1] (vectors unchanged)."""
@@ -48,7 +45,8 @@ class PaperPixelAE(AutoEncoderBase):
         return self.encoder(self.to_paper(x))
 
     def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
-        """The decoder's unconstrained output, in the paper's range."""
+        """The decoder's unconstrained output, in the paper's range (what the interpolation
+        benchmark scores, as the authors do)."""
         return self.decoder(z)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 from aebench.models import register
 from aebench.models.base import AutoEncoderBase, DataInfo, Likelihood, ModelConfig
-from aebench.nets import build_decoder, build_encoder
 
 
 class AEConfig(ModelConfig):
@@ -28,8 +27,7 @@ class AE(AutoEncoderBase):
 
     def __init__(self, config: AEConfig, info: DataInfo):
         super().__init__(config, info)
-        self.encoder = build_encoder(info.shape, config.latent_dim, config.arch, config.width)
-        self.decoder = build_decoder(config.latent_dim, info.shape, config.arch, config.width)
+        self.encoder, self.decoder = self.encoder_net(config.latent_dim), self.decoder_net()
         self.output = Likelihood(info.kind)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,18 @@ State that must survive a checkpoint lives in parameters or buffers.
 - `batches(data, batch_size, generator, max_steps)`: the training batches of an epoch
   (default: shuffled minibatches; a model that needs whole groups overrides it).
 - `score_ood(x)`: per-datum out-of-distribution score, higher = more anomalous.
-- `extra_metrics(ctx)`: model-specific metrics (and figures under `ctx.plots`) computed by
-  the evaluator from its `EvalContext`.
+- `decode_raw(z)`: the decoder's unclamped output in [-1, 1] pixels, for models whose
+  decoder works in that range (the interpolation benchmark scores it); None otherwise.
+
+What a model adds to the evaluation it declares as class attributes, so that nothing outside
+its files names its metrics:
+- `eval_suites`: evaluation suites (functions of the evaluator's context returning metrics,
+  and drawing figures under `ctx.plots`) run after the shared ones;
+- `metric_directions`: "max" or "min" (which is better) for every metric those suites add;
+- `key_metrics`: the few of them `aebench models` shows.
+
+Nets: `encoder_net` and `decoder_net` build `aebench.nets` encoders and decoders from the
+config's `arch`, `width` and the arch's options, so every model sizes them the same way.
 
 A batch is a dict of tensors on the model's device: `x` (float; images in [0, 1]), `label`,
 `group`, `index` (stable row ids) and `pos` (position 0..N-1 within the split).
@@ -31,15 +41,18 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import asdict, dataclass
-from typing import ClassVar, Literal, Optional
+from typing import Any, Callable, ClassVar, Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 
+from aebench.batching import iterate_batches
 from aebench.config import Strict
-from aebench.nets import Arch
+from aebench.nets import Arch, build_decoder, build_encoder
+
+Suite = Callable[[Any], dict[str, float]]  # an evaluation suite: the evaluator's context -> metrics
 
 
 class ModelConfig(Strict):
@@ -125,11 +138,33 @@ class AutoEncoderBase(nn.Module, metaclass=abc.ABCMeta):
     """Shared plumbing; subclasses set `config_class` and implement the contract."""
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    eval_suites: ClassVar[tuple[Suite, ...]] = ()
+    metric_directions: ClassVar[dict[str, str]] = {}
+    key_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ModelConfig, info: DataInfo):
         super().__init__()
         self.config = config
         self.info = info
+
+    # -- nets -----------------------------------------------------------------------
+    def net_options(self) -> dict[str, Any]:
+        """The config's options of the `arch: acai` nets (`latent_side`, `pad_to`; None unless
+        `arch: acai`, which the config checks), passed to `aebench.nets`."""
+        return {"latent_side": self.config.latent_side, "pad_to": self.config.pad_to}
+
+    def encoder_net(self, out_dim: int, width: int | None = None) -> nn.Module:
+        """An encoder of the config's `arch`: data -> `out_dim` numbers (`width`: the config's
+        unless given)."""
+        c = self.config
+        return build_encoder(self.info.shape, out_dim, c.arch, width or c.width, **self.net_options())
+
+    def decoder_net(self, latent_dim: int | None = None, shape: tuple[int, ...] | None = None) -> nn.Module:
+        """A decoder of the config's `arch`: codes of `latent_dim` (the config's unless given) ->
+        unconstrained outputs of `shape` (the data's unless given)."""
+        c = self.config
+        return build_decoder(latent_dim or c.latent_dim, shape or self.info.shape, c.arch, c.width,
+                             **self.net_options())
 
     # -- required -------------------------------------------------------------------
     @abc.abstractmethod
@@ -180,15 +215,13 @@ class AutoEncoderBase(nn.Module, metaclass=abc.ABCMeta):
 
     def batches(self, data: dict[str, torch.Tensor], batch_size: int, generator: torch.Generator | None,
                 max_steps: int | None = None):
-        from aebench.batching import iterate_batches
-
         return iterate_batches(data, batch_size, generator, max_steps)
 
     def score_ood(self, x: torch.Tensor) -> torch.Tensor | None:
         return None
 
-    def extra_metrics(self, ctx) -> dict[str, float]:
-        return {}
+    def decode_raw(self, z: torch.Tensor) -> torch.Tensor | None:
+        return None
 
     @property
     def device(self) -> torch.device:

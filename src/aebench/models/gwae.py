@@ -70,7 +70,6 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from aebench.models import register
 from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig
-from aebench.nets import build_decoder, build_encoder
 
 
 class GWAEConfig(ModelConfig):
@@ -265,8 +264,7 @@ class GWAE(AutoEncoderBase):
 
     def __init__(self, config: GWAEConfig, info: DataInfo):
         super().__init__(config, info)
-        self.encoder = build_encoder(info.shape, 2 * config.latent_dim, config.arch, config.width)
-        self.decoder = build_decoder(config.latent_dim, info.shape, config.arch, config.width)
+        self.encoder, self.decoder = self.encoder_net(2 * config.latent_dim), self.decoder_net()
         self.prior = build_prior(config)
         self.critic = Critic(info.shape, config.latent_dim, config.critic_width, config.critic_hidden,
                              config.critic_features)

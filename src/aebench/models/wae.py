@@ -19,7 +19,6 @@ from pydantic import Field
 
 from aebench.models import register
 from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig, adam
-from aebench.nets import build_decoder, build_encoder
 
 IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -54,8 +53,7 @@ class WAE(AutoEncoderBase):
 
     def __init__(self, config: WAEConfig, info: DataInfo):
         super().__init__(config, info)
-        self.encoder = build_encoder(info.shape, config.latent_dim, config.arch, config.width)
-        self.decoder = build_decoder(config.latent_dim, info.shape, config.arch, config.width)
+        self.encoder, self.decoder = self.encoder_net(config.latent_dim), self.decoder_net()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)

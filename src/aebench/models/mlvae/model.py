@@ -25,7 +25,7 @@ minibatches split into groups by their group id (`batching: split`). The optimis
 from the train section: the authors use Adam 1e-3 with batch 256 (`model.mlvae.train:
 {batch_size: 256}`); the batch size matters here more than for other models, because a
 larger batch holds more members of each group and so accumulates more evidence per group.
-`batching: groups` draws whole groups of `group_size` instead (`aebench.data.samplers`).
+`batching: groups` draws whole groups of `group_size` instead (`sampler.py`).
 `heldout_groups` keeps some group ids out of training entirely, so that the evaluation can
 measure how the content generalises to groups never seen; the loss drops their rows too, so
 the validation loss that picks the best epoch never sees them.
@@ -33,8 +33,9 @@ Under data-parallel training a rank gets a contiguous share of each batch, which
 groups when the batch size is a multiple of world size x group size.
 
 `encode(x)` is the single-observation posterior mean [content, style]; `content_dim` and
-`split_code(z)` say where content ends. Evaluation (content/style probes, evidence
-accumulation curve, held-out groups, swap grids) lives in `aebench.models.mlvae_eval`.
+`split_code(z)` say where content ends. The group posterior is in `posterior.py`; the model's
+evaluation suite (content/style probes, evidence accumulation curve, held-out groups, swap
+grids) is `eval.py`, declared in `MLVAE.eval_suites`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ from torch import nn
 
 from aebench.models import register
 from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig
-from aebench.nets import build_decoder, build_encoder
+from aebench.models.mlvae.eval import KEY_METRICS, METRIC_DIRECTIONS, mlvae_suite
+from aebench.models.mlvae.posterior import gaussian_kl, group_posterior, lecun_normal_
+from aebench.models.mlvae.sampler import group_batches
 
 LOGVAR_RANGE = (-30.0, 20.0)  # as the VAE: keeps exp() finite without touching usual values
 
@@ -112,45 +115,12 @@ class MLVAEConfig(ModelConfig):
         return self
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag exp(logvar)) || N(0, I)) per row, in nats."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-
-
-def group_posterior(mu: torch.Tensor, logvar: torch.Tensor, group_index: torch.Tensor,
-                    n_groups: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Product of the Gaussians N(mu_i, exp(logvar_i)) of each group's members, without a prior.
-
-    `group_index` (B,) numbers each row's group 0..G-1. Returns (mu_G, logvar_G), each (G, D).
-    The log-precision of a group is a log-sum-exp of its members' -logvar (shifted by the
-    group's largest term, detached: the value and gradient do not depend on the shift), and
-    each member's weight in the mean, precision_i / precision_G = exp(-logvar_i - logprec_G),
-    lies in (0, 1], so nothing overflows however certain a member is.
-    """
-    n_groups = int(group_index.max()) + 1 if n_groups is None else n_groups
-    neg = -logvar
-    idx = group_index[:, None].expand_as(neg)
-    shift = torch.full((n_groups, neg.shape[1]), -math.inf, dtype=neg.dtype, device=neg.device)
-    shift = shift.scatter_reduce(0, idx, neg.detach(), "amax", include_self=True)
-    total = torch.zeros_like(shift).index_add(0, group_index, torch.exp(neg - shift[group_index]))
-    log_precision = shift + torch.log(total)
-    weights = torch.exp(neg - log_precision[group_index])
-    mu_g = torch.zeros_like(shift).index_add(0, group_index, weights * mu)
-    return mu_g, -log_precision
-
-
-def lecun_normal_(module: nn.Module) -> None:
-    """N(0, 1/fan_in) for weights and, as in the authors' code, N(0, 1/len) for biases."""
-    if isinstance(module, nn.Linear):
-        with torch.no_grad():
-            module.weight.normal_(0.0, module.in_features ** -0.5)
-            if module.bias is not None:
-                module.bias.normal_(0.0, module.bias.numel() ** -0.5)
-
-
 @register("mlvae")
 class MLVAE(AutoEncoderBase):
     config_class = MLVAEConfig
+    eval_suites = (mlvae_suite,)
+    metric_directions = METRIC_DIRECTIONS
+    key_metrics = KEY_METRICS
 
     def __init__(self, config: MLVAEConfig, info: DataInfo):
         super().__init__(config, info)
@@ -164,9 +134,8 @@ class MLVAE(AutoEncoderBase):
             self.decoder = nn.Sequential(nn.Linear(config.latent_dim, config.hidden), nn.Tanh(),
                                          nn.Linear(config.hidden, self.n_out * size))
         else:
-            self.body = nn.Sequential(build_encoder(info.shape, config.hidden, config.arch, config.width), nn.Tanh())
-            out_shape = (self.n_out * info.shape[0], *info.shape[1:])
-            self.decoder = build_decoder(config.latent_dim, out_shape, config.arch, config.width)
+            self.body = nn.Sequential(self.encoder_net(config.hidden), nn.Tanh())
+            self.decoder = self.decoder_net(shape=(self.n_out * info.shape[0], *info.shape[1:]))
         self.content_head = nn.Linear(config.hidden, 2 * config.content_dim)
         self.style_head = nn.Linear(config.hidden, 2 * config.style_dim)
         if config.lecun_init:
@@ -259,8 +228,6 @@ class MLVAE(AutoEncoderBase):
     def batches(self, data: dict[str, torch.Tensor], batch_size: int, generator: torch.Generator | None,
                 max_steps: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
         """Training batches without held-out groups: whole groups, or random rows split by id."""
-        from aebench.data.samplers import group_batches
-
         device = data["x"].device
         if self.config.batching == "groups":
             per_batch = max(1, batch_size // self.config.group_size)
@@ -279,9 +246,3 @@ class MLVAE(AutoEncoderBase):
         for b in range(n_batches):
             chunk = rows[b * batch_size:(b + 1) * batch_size].to(device)
             yield {k: v[chunk] for k, v in data.items()}
-
-    # -- evaluation -----------------------------------------------------------------
-    def extra_metrics(self, ctx) -> dict[str, float]:
-        from aebench.models.mlvae_eval import mlvae_metrics
-
-        return mlvae_metrics(self, ctx)

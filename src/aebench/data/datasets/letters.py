@@ -5,7 +5,7 @@ MNIST. For scikit-learn's 8x8 digits the analogue here is Latin letters drawn th
 digits were made (UCI "optdigits"): a character is rasterised as a 32x32 binary bitmap,
 size-normalised to fill the box, and every non-overlapping 4x4 block is replaced by its count
 of ink pixels (0..16). Values are then scaled to 0..255 with round(v * 255 / 16), exactly as
-`aebench.data.synthetic.load_digits_raw` scales the digits, so both datasets share the uint8
+`aebench.data.datasets.digits.load_digits_raw` scales the digits, so both datasets share the uint8
 (N, 1, 8, 8) white-ink-on-black convention and the same 17 grey levels.
 
 Glyphs come from the TrueType fonts matplotlib ships (DejaVu Sans/Serif/Mono, STIX and

@@ -1,4 +1,5 @@
-"""Batch samplers for grouped observations (ML-VAE): every batch is made of whole groups.
+"""Batch sampler for grouped observations (the ML-VAE's `batching: groups`): every batch is
+made of whole groups.
 
 A *group* is a set of observations sharing a group id (the Parquet `group` column: the label
 by default, or a factor chosen in preprocessing). The ML-VAE objective accumulates the

@@ -1,29 +1,43 @@
-"""Figures shared by evaluation and the report: image grids and 2-D code maps, as PNG files."""
+"""The evaluation's figures, as PNG files: image grids, 2-D code maps, ROC curves.
+
+A leaf module (matplotlib and `aebench.io` only), so the evaluation suites models declare
+can draw with it too. matplotlib is imported on the first figure (`pyplot`), not with this
+module, so that importing a model never loads it.
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from aebench.io import atomic_path
 
-from aebench.io import atomic_path  # noqa: E402
+
+@functools.cache
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend. Imported here on first use: matplotlib
+    takes about half a second to load, which training (models import this module) never needs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def image_grid(rows: list[np.ndarray], row_titles: list[str], title: str):
     """Rows of images (each (n, C, H, W) in [0, 1]) side by side, one row per title. Each row
     is one tiled image on one axis: an axis per image made a 16-step strip cost 2 s."""
     n = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(n * 1.0 + 0.8, len(rows) * 1.05 + 0.4), squeeze=False)
+    fig, axes = pyplot().subplots(len(rows), 1, figsize=(n * 1.0 + 0.8, len(rows) * 1.05 + 0.4), squeeze=False)
     for ax, images, label in zip(axes[:, 0], rows, row_titles):
         ax.imshow(_tile(np.asarray(images), n), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks([]), ax.set_yticks([])
@@ -45,7 +59,7 @@ def _tile(images: np.ndarray, n: int, gap: int = 1) -> np.ndarray:
 
 def vector_scatter(rows: list[np.ndarray], row_titles: list[str], title: str):
     """Vector data (n, D): the first two coordinates of each set, overlaid."""
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig, ax = pyplot().subplots(figsize=(4.5, 4))
     for points, label in zip(rows, row_titles):
         ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.6, label=label)
     ax.legend(fontsize=8)
@@ -61,10 +75,23 @@ def code_map(codes: np.ndarray, colour: np.ndarray, title: str, colour_name: str
         xy = centred @ vt[:2].T
     else:
         xy = np.pad(centred, ((0, 0), (0, 2 - codes.shape[1])))
-    fig, ax = plt.subplots(figsize=(4.8, 4))
+    fig, ax = pyplot().subplots(figsize=(4.8, 4))
     discrete = np.issubdtype(colour.dtype, np.integer) and len(np.unique(colour)) <= 20
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=5, alpha=0.7, cmap="tab10" if discrete else "viridis")
     fig.colorbar(sc, ax=ax, label=colour_name)
     ax.set_xlabel("PC 1"), ax.set_ylabel("PC 2")
     ax.set_title(title, fontsize=10)
+    return fig
+
+
+def roc_figure(curves: list[tuple], name: str):
+    """ROC curves `(label, fpr, tpr, thresholds, auroc)` of OoD detection against `name`."""
+    fig, ax = pyplot().subplots(figsize=(4.5, 4))
+    for label, fpr, tpr, _, area in curves:
+        ax.plot(fpr, tpr, label=f"{label} (AUROC {area:.3f})")
+    ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
+    ax.set_xlabel("false positive rate (in-distribution flagged)")
+    ax.set_ylabel("true positive rate (OoD flagged)")
+    ax.set_title(f"OoD detection: test split vs {name}", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
     return fig

@@ -49,8 +49,8 @@ refuses to start.
 
 Evaluation: the evaluator's topology suite scores the walks' samples (`gw_distance`,
 `offmanifold_rate`), the codes (`trustworthiness`) and the decoder at the codes
-(`bilipschitz`, the authors' locally bi-Lipschitz constant) as it does every model's;
-`extra_metrics` adds the figure of single random walks (`random_walk.png`).
+(`bilipschitz`, the authors' locally bi-Lipschitz constant) as it does every model's; the
+model's own suite (`eval.py`) adds the figure of single random walks (`random_walk.png`).
 """
 
 from __future__ import annotations
@@ -65,10 +65,13 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from aebench.data.embedding import load_embedding
+from aebench.batching import iterate_batches
 from aebench.errors import UserError
 from aebench.models import register
+from aebench.models.dvae.eval import random_walk_suite
 from aebench.models.base import AutoEncoderBase, DataInfo, Likelihood, ModelConfig
-from aebench.nets import build_decoder, build_encoder, mlp
+from aebench.nets import mlp
 
 
 class DVAEConfig(ModelConfig):
@@ -127,14 +130,16 @@ def local_covariance(neighbour_codes: torch.Tensor, reg: float, centred: bool) -
 @register("dvae")
 class DVAE(AutoEncoderBase):
     config_class = DVAEConfig
+    eval_suites = (random_walk_suite,)
+    needs_diffmap = True  # trains on `data/diffmap/<dataset>/`: its train stage depends on diffmap@<dataset>
 
     def __init__(self, config: DVAEConfig, info: DataInfo):
         super().__init__(config, info)
         d = config.latent_dim
-        self.encoder = build_encoder(info.shape, d, config.arch, config.width)
+        self.encoder = self.encoder_net(d)
         self.precov_head = mlp([d, config.head_hidden, d * d], nn.ReLU)
         self.eig_head = mlp([d, config.head_hidden, d], nn.ReLU)
-        self.decoder = build_decoder(d, info.shape, config.arch, config.width)
+        self.decoder = self.decoder_net(d)
         self.output = Likelihood(info.kind)
         self.register_buffer("seed_codes", torch.zeros(min(config.seed_bank, max(info.n_train, 1)), d))
         # Training-time state, never checkpointed: the diffusion coordinates of every split's
@@ -149,8 +154,6 @@ class DVAE(AutoEncoderBase):
     def prepare(self, dataset: str, root: Path | None = None) -> str:
         """Load `data/diffmap/<dataset>/` (the train stage calls this before training); returns
         the digest of the diffusion coordinates used (see `set_diffusion_map`)."""
-        from aebench.diffmap_stage import load_embedding
-
         index, coords, _ = load_embedding(dataset, root)
         if coords.shape[1] < self.config.latent_dim:
             raise UserError(f"model dvae has latent_dim {self.config.latent_dim} but diffmap@{dataset} computed "
@@ -194,8 +197,6 @@ class DVAE(AutoEncoderBase):
         self.seed_codes.copy_(self._bank[pick.to(self._bank.device)])
 
     def batches(self, data, batch_size, generator, max_steps=None):
-        from aebench.batching import iterate_batches
-
         self._attach(data)
         return iterate_batches(data, batch_size, generator, max_steps)
 
@@ -292,29 +293,3 @@ class DVAE(AutoEncoderBase):
         out = self.random_walk(seeds, cfg.walk_steps, cfg.walk_branch, generator)[-1]
         order = torch.randperm(len(out), generator=generator).to(out.device)
         return out[order[:n]]
-
-    def extra_metrics(self, ctx) -> dict[str, float]:
-        """No metrics of its own (the topology suite scores the walks' samples, see the module
-        docs); draws single random walks into `random_walk.png`."""
-        with torch.random.fork_rng(devices=[]):
-            self._walk_figure(ctx, torch.Generator().manual_seed(ctx.seed + 1))
-        return {}
-
-    def _walk_figure(self, ctx, generator: torch.Generator, walks: int = 4, steps: int = 10) -> None:
-        from aebench import figures
-
-        path = [p.cpu().numpy() for p in self.random_walk(self.walk_seeds(walks, generator), steps, 1, generator)]
-        if ctx.test.kind == "image":
-            rows = [np.stack([p[w] for p in path]) for w in range(walks)]
-            fig = figures.image_grid(rows, [f"walk {w + 1}" for w in range(walks)], "DVAE random walks (seed first)")
-        else:
-            plt = figures.plt
-            fig, ax = plt.subplots(figsize=(4.8, 4.4))
-            data = ctx.test_x.cpu().numpy()
-            ax.scatter(data[:, 0], data[:, 1], s=3, c="0.75", label="test data")
-            for w in range(walks):
-                track = np.stack([p[w] for p in path])
-                ax.plot(track[:, 0], track[:, 1], "-o", ms=3, lw=1, label=f"walk {w + 1}")
-            ax.legend(fontsize=7)
-            ax.set_title(f"DVAE random walks, {steps} steps (first two coordinates)", fontsize=9)
-        figures.save(fig, ctx.plots / "random_walk.png")

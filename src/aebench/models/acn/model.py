@@ -5,7 +5,8 @@ compression terms the dataset is sent in an order that walks through code space,
 prior only has to cover local variation and the coding cost (the KL) is small; codes stay
 informative even under an autoregressive decoder that makes a VAE's codes collapse.
 
-What this file implements, and why each choice:
+What the package implements (`coding.py`: the search and the chain; `eval.py`: the claim
+metrics and the daydream figure), and why each choice:
 - Posterior q(z | x) = N(c(x), I): the encoder gives only the code c(x); the unit variance is
   the paper's, and makes the code the whole message.
 - Code table: one code per training datum, a registered buffer (so it is checkpointed and
@@ -27,7 +28,7 @@ What this file implements, and why each choice:
 - Data: with `binarize` (the default) images are thresholded at 0.5 before the encoder and
   the likelihood see them (`pixelcnn.DecoderConfig`), so both decoders model the paper's
   binarised data and every nat is a true negative log-likelihood, the same data as `vae`'s.
-- Coding cost (`extra_metrics`, protocol in `chain_coding_cost`): every test code sent once,
+- Coding cost (`claim_costs`, protocol in `coding.chain_coding_cost`): every test code sent once,
   along a greedy nearest-neighbour chain that starts at the code nearest the origin; the
   first coded under N(0, I), every other under p(z | the code sent before it). That KL has
   no closed form either; here it is computed by Gauss-Hermite quadrature per dimension (the
@@ -38,7 +39,7 @@ What this file implements, and why each choice:
 Every constant is a config field. K = 5 follows both public reimplementations (not confirmed
 in the paper text available to us); the number of mixture components (10) is likewise ours.
 Codes are 16-dimensional by default (`latent_dim`, shared with the other models).
-`knn_acc_sampled` (see `extra_metrics`) is how the benchmark checks the paper's claim that
+`knn_acc_sampled` (`eval.claim_suite`) is how the benchmark checks the paper's claim that
 codes stay informative: k-NN on posterior means cannot see a collapse. That k-NN on the
 posterior means (the codes c) is the evaluator's `knn_acc`, on the same train rows and k, so
 the two stand side by side in every ACN and VAE run.
@@ -47,7 +48,6 @@ the two stand side by side in every ACN and VAE run.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 import torch
@@ -57,9 +57,10 @@ from torch import nn
 
 from aebench import distributed
 from aebench.models import register
+from aebench.models.acn.coding import chain_coding_cost, gather_from_ranks, nearest_codes
+from aebench.models.acn.eval import CLAIM_DIRECTIONS, CLAIM_KEY_METRICS, claim_suite, daydream_suite
 from aebench.models.base import AutoEncoderBase, DataInfo, binarize
 from aebench.models.pixelcnn import DecoderConfig, make_decoder
-from aebench.nets import build_encoder
 
 LOG_2PI = math.log(2 * math.pi)
 MIN_LOG_SCALE = -7.0  # keeps a mixture component from collapsing onto a point (density -> inf)
@@ -73,103 +74,6 @@ class ACNConfig(DecoderConfig):
     search_chunk: int = Field(16384, gt=0, description="table rows per matrix product in the neighbour search")
     daydream_steps: int = Field(8, ge=1, description="encode-sample-decode rounds in `sample` and the figure")
     kl_quadrature_nodes: int = Field(32, ge=4, description="Gauss-Hermite nodes per dimension for the coding cost")
-
-
-# -- neighbour search -----------------------------------------------------------------------
-@torch.no_grad()
-def nearest_codes(queries: torch.Tensor, table: torch.Tensor, k: int, exclude: torch.Tensor | None = None,
-                  chunk: int = 16384) -> torch.Tensor:
-    """Rows (B, k) of `table` indices nearest to each query (Euclidean), nearest first.
-
-    Per chunk of table rows, one fused matrix product gives |t|^2 - 2 q.t (the squared
-    distance less |q|^2, which is the same for every row and so irrelevant to the ranking);
-    its top-k merges into a running top-k. Memory is O(B x chunk) whatever the table size.
-    `exclude[b]` (a table row) is never returned for query b.
-    """
-    n = len(table)
-    k = min(k, n - 1 if exclude is not None else n)
-    if k < 1:
-        raise ValueError(f"the code table has {n} rows: too few to draw a neighbour")
-    rows = torch.arange(len(queries), device=queries.device)
-    best_d, best_i = None, None
-    for start in range(0, n, chunk):
-        block = table[start:start + chunk]
-        dist = torch.addmm(block.pow(2).sum(1), queries, block.T, alpha=-2)
-        if exclude is not None:
-            local = exclude - start
-            inside = (local >= 0) & (local < len(block))
-            dist[rows[inside], local[inside]] = math.inf
-        d, i = dist.topk(min(k, len(block)), dim=1, largest=False)
-        i = i + start
-        if best_d is not None:
-            d, pick = torch.cat([best_d, d], 1).topk(k, dim=1, largest=False)
-            i = torch.cat([best_i, i], 1).gather(1, pick)
-        best_d, best_i = d, i
-    return best_i
-
-
-@torch.no_grad()
-def nearest_neighbour_chain(codes: torch.Tensor, start: int | None = None) -> torch.Tensor:
-    """An ordering of all rows: from `start`, always step to the nearest (Euclidean) row not
-    yet used; ties go to the lowest row. The default start is the row nearest the origin (the
-    cheapest first message under N(0, I)), so the chain depends on the set of codes and not on
-    the order of their rows. Sequential by nature (each step depends on the last), so one
-    matrix-vector product per datum; a used row's norm is set to +inf, which keeps it out of
-    every later argmin."""
-    n = len(codes)
-    norms = codes.pow(2).sum(1)
-    order = torch.empty(n, dtype=torch.long, device=codes.device)
-    current = int(norms.argmin()) if start is None else start
-    for i in range(n):
-        order[i] = current
-        norms[current] = math.inf
-        if i + 1 < n:
-            current = int(torch.addmv(norms, codes, codes[current], alpha=-2).argmin())
-    return order
-
-
-@torch.no_grad()
-def chain_coding_cost(codes: torch.Tensor, kl_after: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                      batch_size: int = 256) -> torch.Tensor:
-    """Per-datum coding cost (nats, one per row of `codes`, in row order) of sending every
-    code once along its nearest-neighbour chain: the protocol behind `coding_cost_nats`.
-
-    - The set: every row, each sent exactly once (the evaluator passes the posterior means
-      c(x) of the whole test split; posteriors are N(c, I)).
-    - The order: `nearest_neighbour_chain` from the code nearest the origin.
-    - The first code is coded under the standard prior, KL(N(c, I) || N(0, I)) = |c|^2 / 2.
-    - Every later code c_i under the prior conditioned on the code sent just before it:
-      `kl_after(c_i, c_{i-1})` = KL(N(c_i, I) || p(z | c_{i-1})), batched along the chain.
-    The conditioning code is the chain's predecessor, a test code the receiver already holds,
-    not one of the K nearest training codes that training draws from."""
-    order = nearest_neighbour_chain(codes)
-    chained = codes[order]
-    per_datum = torch.empty(len(codes), dtype=codes.dtype, device=codes.device)
-    per_datum[order[0]] = 0.5 * chained[0].pow(2).sum()
-    for i in range(1, len(chained), batch_size):
-        current = chained[i:i + batch_size]
-        per_datum[order[i:i + len(current)]] = kl_after(current, chained[i - 1:i - 1 + len(current)])
-    return per_datum
-
-
-def gather_from_ranks(*tensors: torch.Tensor) -> list[torch.Tensor]:
-    """Each tensor's rows from every rank, concatenated in rank order (shares may differ in
-    length by one, so they are padded to the longest for `all_gather` and trimmed after)."""
-    import torch.distributed as dist
-
-    world = dist.get_world_size()
-    count = torch.tensor([len(tensors[0])], device=tensors[0].device)
-    counts = [torch.empty_like(count) for _ in range(world)]
-    dist.all_gather(counts, count)
-    longest = int(max(counts))
-    gathered = []
-    for t in tensors:
-        padded = t.new_zeros((longest, *t.shape[1:]))
-        padded[:len(t)] = t
-        parts = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(parts, padded)
-        gathered.append(torch.cat([part[:int(n)] for part, n in zip(parts, counts)]))
-    return gathered
 
 
 # -- the prior ---------------------------------------------------------------------------
@@ -231,13 +135,16 @@ class PriorNetwork(nn.Module):
 @register("acn")
 class ACN(AutoEncoderBase):
     config_class = ACNConfig
+    eval_suites = (claim_suite, daydream_suite)
+    metric_directions = CLAIM_DIRECTIONS
+    key_metrics = CLAIM_KEY_METRICS
 
     def __init__(self, config: ACNConfig, info: DataInfo):
         super().__init__(config, info)
         d = config.latent_dim
-        self.encoder = build_encoder(info.shape, d, config.arch, config.width)
+        self.encoder = self.encoder_net(d)
         self.decoder = make_decoder(config.decoder, info, d, config.arch, config.width, config.pixelcnn,
-                                    config.sigma_init)
+                                    config.sigma_init, **self.net_options())
         self.prior = PriorNetwork(d, config.prior_hidden, config.prior_layers, config.mixture_components)
         self.register_buffer("codes", torch.randn(info.n_train, d))
         self.binarized = config.binarizes(info)
@@ -325,39 +232,19 @@ class ACN(AutoEncoderBase):
         return chain_coding_cost(codes, lambda c, previous: self.prior.kl_from_unit_gaussian(c, previous, nodes))
 
     @torch.no_grad()
-    def extra_metrics(self, ctx) -> dict[str, float]:
-        """coding_cost_nats (chain KL per datum over the whole test split), its reconstruction
-        term -log r(x | z) for one seeded z ~ q per datum, and their sum; with labels,
-        knn_acc_sampled: k-NN accuracy on codes drawn from q (c + unit noise) rather than on c,
-        i.e. on what the decoder can actually read (chance when codes carry nothing, even where
-        the means still cluster: the evaluator's `knn_acc` on c shows that side); and the
-        daydream figure for image data."""
+    def claim_costs(self, ctx) -> tuple[float, float, float]:
+        """(coding, reconstruction, total) nats per datum for `acn.eval.claim_suite`: the chain KL
+        over the whole test split (`coding_cost`), -log r(x | z) for one z ~ q per datum (drawn
+        from the torch seed the suite sets), and their sum."""
         codes = torch.as_tensor(ctx.z_test, dtype=torch.float32, device=self.device)
         kl = self.coding_cost(codes)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(ctx.seed)
-            recon = torch.cat([self.decoder.nll(c + torch.randn_like(c), self.observe(x)).cpu()
-                               for c, x in zip(codes.split(256), ctx.test_x.split(256))])
-            if ctx.test.kind == "image":
-                self._daydream_figure(ctx)
+        recon = torch.cat([self.decoder.nll(c + torch.randn_like(c), self.observe(x)).cpu()
+                           for c, x in zip(codes.split(256), ctx.test_x.split(256))])
         coding, recon = float(kl.mean()), float(recon.mean())
-        out = {"coding_cost_nats": coding, "coding_cost_recon_nats": recon, "coding_cost_total_nats": coding + recon}
-        if ctx.has_labels:
-            from aebench.metrics.representation import knn_acc
+        return coding, recon, coding + recon
 
-            rng = np.random.default_rng(ctx.seed)
-            z_train = ctx.z_train + rng.standard_normal(ctx.z_train.shape)
-            z_test = ctx.z_test + rng.standard_normal(ctx.z_test.shape)
-            out["knn_acc_sampled"] = knn_acc(z_train, ctx.train.label, z_test, ctx.test.label, k=ctx.k)
-        return out
-
-    def _daydream_figure(self, ctx) -> None:
-        from aebench import figures
-
-        seeds = self.observe(ctx.test_x[:min(6, ctx.figure_examples, len(ctx.test_x))])
-        generator = torch.Generator().manual_seed(ctx.seed)
-        chain = [seeds] + self.dream(self.encoder(seeds), self.config.daydream_steps, generator)
-        frames = torch.stack(chain, 1).cpu().numpy()  # (seeds, steps + 1, C, H, W)
-        figures.save(figures.image_grid(list(frames), [f"seed {i + 1}" for i in range(len(frames))],
-                                        "Daydreams: encode, z ~ p(z | code), decode, repeat"),
-                     ctx.plots / "daydream.png")
+    def sampled_codes(self, ctx) -> tuple[np.ndarray, np.ndarray]:
+        """Train and test codes drawn from q = N(c, I) (seeded by `ctx.seed`) for `knn_acc_sampled`:
+        what the decoder can actually read."""
+        rng = np.random.default_rng(ctx.seed)
+        return ctx.z_train + rng.standard_normal(ctx.z_train.shape), ctx.z_test + rng.standard_normal(ctx.z_test.shape)

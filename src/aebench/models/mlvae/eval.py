@@ -1,6 +1,10 @@
 """ML-VAE evaluation: what the content and style codes know about the group, and how
 evidence accumulated over a group sharpens the content (the paper's Section 5 analyses).
 
+`mlvae_suite` is the evaluation suite the model declares (`MLVAE.eval_suites`); the evaluator
+runs it after the shared suites without knowing its metrics, whose directions and key
+metrics are declared here too.
+
 Every probe predicts the *group id* (the `group` column: the label by default) and, as in
 the first author's `classification_accuracy.py`, is fitted on train-split codes and scored
 on test-split codes of the same kind. Codes are posterior samples (`probe_input: sample`,
@@ -42,13 +46,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from aebench import figures
-from aebench.data.samplers import draw_groups
+from aebench.evaluation import figures
 from aebench.io import atomic_path
-from aebench.models.mlvae import group_posterior, lecun_normal_
+from aebench.models.mlvae.posterior import group_posterior, lecun_normal_
+from aebench.models.mlvae.sampler import draw_groups
 
 SWAP_MAX_GROUPS = 10
 SWAP_ACCUMULATE = 10
+
+METRIC_DIRECTIONS: dict[str, str] = {
+    "content_acc": "max",
+    "content_acc_accumulated": "max",
+    "style_acc": "min",
+    "heldout_content_acc": "max",
+    "heldout_content_acc_accumulated": "max",
+    "heldout_style_acc": "min",
+}
+KEY_METRICS = ("content_acc",)
 
 
 @dataclass
@@ -148,6 +162,7 @@ def fit_probe(mu: np.ndarray, logvar: np.ndarray, y: np.ndarray, spec: ProbeSpec
     (one posterior sample per row when `spec.sample`)."""
     if spec.kind == "mlp":
         return MLPProbe(spec, seed).fit(mu, logvar, y)
+    # scikit-learn loads in about a second; only the linear probe needs it
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -221,13 +236,14 @@ def style_accuracy(train: Posteriors, test: Posteriors, spec: ProbeSpec, seed: i
     return float(np.mean(probe.predict(_draw(test.s_mu, test.s_lv, spec.sample, generator)) == test.group.numpy()))
 
 
-def mlvae_metrics(model, ctx) -> dict[str, float]:
-    from aebench.training import split_tensors
-
+def mlvae_suite(ctx) -> dict[str, float]:
+    """The probes' accuracies (module docs) of `ctx.model`, `accumulation.csv`/`.png` and, for
+    images, the swap grids."""
+    model = ctx.model
     cfg = model.config
     spec = ProbeSpec.from_config(cfg, model.device)
     held = np.asarray(cfg.heldout_groups, dtype=np.int64)
-    train = posteriors_of(model, split_tensors(ctx.train, model.device)["x"], ctx.train.group)
+    train = posteriors_of(model, ctx.train_x, ctx.train.group)
     test = posteriors_of(model, ctx.test_x, ctx.test.group)
     out: dict[str, float] = {}
     curves: dict[str, list[dict]] = {}
@@ -279,9 +295,7 @@ def write_curves(curves: dict[str, list[dict]], path) -> None:
 
 
 def curve_figure(curves: dict[str, list[dict]], metrics: dict[str, float]):
-    import matplotlib.pyplot as plt
-
-    fig, (acc_ax, var_ax) = plt.subplots(1, 2, figsize=(8.5, 3.4))
+    fig, (acc_ax, var_ax) = figures.pyplot().subplots(1, 2, figsize=(8.5, 3.4))
     for name, rows in curves.items():
         k = [r["group_size"] for r in rows]
         acc_ax.plot(k, [r["content_acc"] for r in rows], "o-", label=f"content, {name} groups")
@@ -301,15 +315,13 @@ def curve_figure(curves: dict[str, list[dict]], metrics: dict[str, float]):
 def mosaic_figure(cells: np.ndarray, row_labels: list[str], col_labels: list[str], title: str):
     """One image of a (R, C) grid of (channels, H, W) cells in [0, 1], one pixel of padding
     between cells (a single imshow: an 11 x 11 grid of subplots takes seconds to draw)."""
-    import matplotlib.pyplot as plt
-
     n_rows, n_cols, channels, h, w = cells.shape
     canvas = np.ones((n_rows * (h + 1) + 1, n_cols * (w + 1) + 1, channels))
     for i in range(n_rows):
         for j in range(n_cols):
             canvas[1 + i * (h + 1):(i + 1) * (h + 1), 1 + j * (w + 1):(j + 1) * (w + 1)] = \
                 np.clip(cells[i, j], 0, 1).transpose(1, 2, 0)
-    fig, ax = plt.subplots(figsize=(0.5 * n_cols + 1.2, 0.5 * n_rows + 0.8))
+    fig, ax = figures.pyplot().subplots(figsize=(0.5 * n_cols + 1.2, 0.5 * n_rows + 0.8))
     ax.imshow(canvas[..., 0] if channels == 1 else canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([(j + 0.5) * (w + 1) for j in range(n_cols)], col_labels, fontsize=7)
     ax.set_yticks([(i + 0.5) * (h + 1) for i in range(n_rows)], row_labels, fontsize=7)

@@ -1,0 +1,14 @@
+"""The evaluator: one pass over a trained model's test split that runs every suite that applies.
+
+- `evaluator.py`: `evaluate`, the entry point of the evaluate stage (encodes the splits once,
+  runs the suites, writes `metrics.json`, `plots/` and the training curve);
+- `context.py`: `EvalContext`, what the suites read, with the results they share as cached
+  properties (reconstructions, the negative ELBO, the model's samples);
+- `suites.py`: the shared suites, in the order they run; a model's own suites are declared
+  on the model (`eval_suites`) and run by `model_suite`;
+- `figures.py`: the PNG figures (also drawn by the models' own suites);
+- `directions.py`: which way is better for every metric key, and the key metrics.
+
+This package's `__init__` imports nothing, so that a model's suite can import `figures`
+without loading the evaluator.
+"""

@@ -1,0 +1,63 @@
+"""ACN's evaluation: the paper's claim metrics and the daydream figure.
+
+The claim (Graves, Menick & van den Oord 2018): ACN's codes are cheap to send and stay
+informative under an autoregressive decoder, where a VAE's codes collapse. `claim_suite`
+measures it for ACN and for the VAE it is set against (both declare it in `eval_suites`):
+- `coding_cost_nats`: what sending the test codes costs per datum (ACN: the KL along the
+  nearest-neighbour chain; VAE: KL(q || N(0, I))), `coding_cost_recon_nats` the
+  reconstruction term beside it and `coding_cost_total_nats` their sum;
+- `knn_acc_sampled`: k-NN accuracy on codes drawn from the posterior rather than its mean,
+  which falls to chance when the posterior collapses even where the means still cluster
+  (the evaluator's `knn_acc` on the means stands beside it).
+A model taking part provides `claim_costs(ctx) -> (coding, reconstruction, total)` and
+`sampled_codes(ctx) -> (train codes, test codes)`; the suite seeds torch for both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from aebench.evaluation import figures
+from aebench.metrics.representation import knn_acc
+
+CLAIM_DIRECTIONS: dict[str, str] = {
+    "coding_cost_nats": "min",
+    "coding_cost_recon_nats": "min",
+    "coding_cost_total_nats": "min",
+    "knn_acc_sampled": "max",
+}
+CLAIM_KEY_METRICS = ("coding_cost_nats",)
+
+
+@torch.no_grad()
+def claim_suite(ctx) -> dict[str, float]:
+    """The claim metrics of `ctx.model` (module docs); knn_acc_sampled only with labels."""
+    model = ctx.model
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        coding, recon, total = model.claim_costs(ctx)
+        out = {"coding_cost_nats": coding, "coding_cost_recon_nats": recon, "coding_cost_total_nats": total}
+        if ctx.has_labels:
+            z_train, z_test = model.sampled_codes(ctx)
+            out["knn_acc_sampled"] = knn_acc(z_train, ctx.train.label, z_test, ctx.test.label, k=ctx.k)
+    return out
+
+
+@torch.no_grad()
+def daydream_suite(ctx) -> dict[str, float]:
+    """`daydream.png` for image data: chains of encode, z ~ p(z | code), decode from a few test
+    images (seeded by `ctx.seed`). No metrics."""
+    if ctx.test.kind != "image":
+        return {}
+    model = ctx.model
+    seeds = model.observe(ctx.test_x[:min(6, ctx.figure_examples, len(ctx.test_x))])
+    generator = torch.Generator().manual_seed(ctx.seed)
+    with torch.random.fork_rng(devices=[]):  # the draws take `generator`; any other leaves no trace
+        torch.manual_seed(ctx.seed)
+        chain = [seeds] + model.dream(model.encoder(seeds), model.config.daydream_steps, generator)
+    frames = torch.stack(chain, 1).cpu().numpy()  # (seeds, steps + 1, C, H, W)
+    figures.save(figures.image_grid(list(frames), [f"seed {i + 1}" for i in range(len(frames))],
+                                    "Daydreams: encode, z ~ p(z | code), decode, repeat"),
+                 ctx.plots / "daydream.png")
+    return {}

@@ -1,0 +1,133 @@
+"""`train@<run>` and `train_on_diffmap@<run>`: train one model on one dataset, checkpoint it
+to `models/<dataset>/<model>/`, register its encoder in MLflow and write `run.json`.
+
+A run's settings travel params.yaml -> `aebench.plan.resolve_model` (the global `train:`
+section, then `model.<name>.train`, then `runs.<run>.train`) -> `aebench.training.train`,
+which draws each epoch's batches from the model (`model.batches`, default
+`aebench.batching.iterate_batches`). A model that declares `needs_diffmap` loads
+`data/diffmap/<dataset>/` in `model.prepare`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aebench import distributed, paths, tracking
+from aebench.data.parquet import data_hash, read_split
+from aebench.errors import UserError
+from aebench.io import atomic_path, write_json_atomic
+from aebench.models import build_model, checkpoint_payload
+from aebench.models.base import DataInfo
+from aebench.plan import check_names, params_for_stage, resolve_model
+from aebench.stages import stage_main
+from aebench.training import discard_resume, load_resume, resolve_device, split_tensors
+from aebench.training import train as run_training
+
+log = logging.getLogger(__name__)
+
+
+def _fingerprint(**parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
+    """Train one model, checkpoint it, register its encoder in MLflow, write run.json."""
+    root = root or paths.repo_root()
+    params = params_for_stage(root)
+    check_names(params, dataset, model_name)
+    model_type, config, train_cfg = resolve_model(params, model_name, root / "params.yaml",
+                                                  run=f"{dataset}-{model_name}")
+    processed = paths.processed_dir(dataset, root)
+    train_split = read_split(processed / "train.parquet")
+    val_split = read_split(processed / "val.parquet")
+    if len(train_split.index) < train_cfg.batch_size:
+        raise UserError(f"dataset `{dataset}` has {len(train_split.index)} training rows, fewer than "
+                        f"`train.batch_size` = {train_cfg.batch_size}: lower the batch size or use more data")
+    info = DataInfo(shape=tuple(train_split.shape), kind=train_split.kind, n_classes=train_split.n_classes,
+                    n_train=len(train_split.index))
+    device = resolve_device(train_cfg.device)
+    torch.manual_seed(train_cfg.seed)
+    model = build_model(model_type, config, info)
+    inputs = model.prepare(dataset, root)  # a digest of the model's auxiliary inputs, "" if none
+    dhash = data_hash(processed)
+    fingerprint = _fingerprint(dataset=dataset, model=model_name, type=model_type, config=config.model_dump(),
+                               train=train_cfg.model_dump(), data=dhash, inputs=inputs)
+    resume_path = paths.resume_dir(root) / f"{dataset}-{model_name}.pt"
+    previous = load_resume(resume_path, fingerprint)
+
+    distributed.init(device)
+    if not distributed.is_main():  # other ranks only train; rank 0 logs, saves and registers
+        try:
+            run_training(model, split_tensors(train_split, device), split_tensors(val_split, device), train_cfg,
+                         resume_path=resume_path, fingerprint=fingerprint)
+        finally:
+            distributed.shutdown()
+        return {}
+    client = tracking.client(root)
+    run_id = tracking.start_run(
+        client, dataset, model_name,
+        tags={"model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash},
+        params=tracking.flatten("", {"model": config.model_dump(), "train": train_cfg.model_dump(),
+                                     "model_type": model_type, "dataset": dataset}),
+        run_id=(previous or {}).get("meta", {}).get("run_id"), root=root,
+    )
+    log.info("training %s on %s (%s, %d params) on %s; MLflow run %s", model_name, dataset, model_type,
+             sum(p.numel() for p in model.parameters()), device, run_id)
+    step_logger = tracking.RunLogger(client, run_id, background=True)
+    try:
+        result = run_training(model, split_tensors(train_split, device), split_tensors(val_split, device), train_cfg,
+                              resume_path=resume_path, fingerprint=fingerprint, resume_meta={"run_id": run_id},
+                              log_fn=step_logger)
+    except BaseException:
+        step_logger.flush()
+        tracking.finish_run(client, run_id, "FAILED")
+        raise
+    finally:
+        distributed.shutdown()
+    step_logger.flush()
+    model.cpu()
+    out = paths.model_dir(dataset, model_name, root)
+    checkpoint = out / "checkpoint.pt"
+    with atomic_path(checkpoint) as tmp:
+        torch.save(checkpoint_payload(model, model_name, history=result.history, fingerprint=fingerprint,
+                                      joint_probe=result.probe_state), tmp)
+    example = split_tensors(read_split(processed / "test.parquet"))["x"][:4]
+    with torch.no_grad():
+        codes = model.encode(example).numpy()
+    name, version = tracking.register_encoder(run_id, dataset, model_name, checkpoint, example.numpy(), codes)
+    tracking.describe(client, run_id, name, version, dataset, model_name, model_type, config.model_dump(),
+                      (type(model).__doc__ or "").strip())
+    summary = {"best_val_loss": result.best_val_loss, "train_seconds": result.train_seconds,
+               "train_samples_per_s": result.samples_per_s, "epochs_run": result.epochs_run}
+    tracking.RunLogger(client, run_id)({k: float(v) for k, v in summary.items()}, result.epochs_run)
+    run_info = {
+        "run_id": run_id, "experiment": dataset, "registered_name": name, "version": version,
+        "model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash,
+        "train_seconds": result.train_seconds, "samples_per_s": result.samples_per_s,
+        "epochs": result.epochs_run, "steps": result.steps, "samples_seen": result.samples_seen,
+        "batch_size": train_cfg.batch_size, "precision": result.precision, "best_val_loss": result.best_val_loss,
+        "stopped_early": result.stopped_early,
+        "resumed_from_epoch": result.resumed_from_epoch, "tracking_uri": tracking.tracking_uri(root),
+        "device": str(device), "n_parameters": int(sum(p.numel() for p in model.parameters())),
+        "latent_dim": int(np.asarray(codes).shape[1]),
+    }
+    write_json_atomic(out / "run.json", run_info)
+    tracking.finish_run(client, run_id)
+    discard_resume(resume_path)
+    log.info("%s-%s: %d epochs, %.0f samples/s, registered %s v%s", dataset, model_name, result.epochs_run,
+             result.samples_per_s, name, version)
+    return run_info
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage_main(run, "dataset", "model", argv=argv)
+
+
+if __name__ == "__main__":
+    main()
