@@ -53,10 +53,12 @@ def write_parquet_meta(folder: Path, n_classes: int, kind: str = "image", traits
 def build_tree(root: Path, metrics: dict[str, dict[str, dict]], *, kinds=("reconstructions", "samples", "codes_2d"),
                extra_kinds: dict[tuple[str, str], list[str]] | None = None, roc: tuple[tuple[str, str], ...] = (),
                models: list[str] | None = None, n_classes: dict[str, int] | None = None,
-               plan_runs: bool = True, traits: dict[str, tuple[str, ...]] | None = None) -> Path:
+               plan_runs: bool = True, traits: dict[str, tuple[str, ...]] | None = None,
+               factors: dict[str, tuple[str, ...]] | None = None) -> Path:
     """metrics: {dataset: {model: metrics dict}}; every model listed gets figures of `kinds`,
     a training curve and a run.json; `extra_kinds` adds figures to one (dataset, model);
-    `n_classes` and `traits` write a dataset's train.parquet schema metadata.
+    `n_classes`, `traits` and `factors` (names of varying factor columns) write a dataset's
+    train.parquet.
     params.yaml plans exactly these pairs in `runs` (or, with plan_runs=False, has no `runs`)."""
     datasets = list(metrics)
     models = models or list(dict.fromkeys(m for d in metrics.values() for m in d))
@@ -66,10 +68,10 @@ def build_tree(root: Path, metrics: dict[str, dict[str, dict]], *, kinds=("recon
                                       + (f"runs: {json.dumps(runs)}\n" if plan_runs else "")
                                       + "train:\n  epochs: 3\n")
     for di, dataset in enumerate(datasets):
-        n_classes, traits = n_classes or {}, traits or {}
-        if dataset in n_classes or dataset in traits:
+        n_classes, traits, factors = n_classes or {}, traits or {}, factors or {}
+        if dataset in n_classes or dataset in traits or dataset in factors:
             write_parquet_meta(root / "data" / "processed" / dataset, n_classes.get(dataset, 1),
-                               traits=traits.get(dataset, ()))
+                               traits=traits.get(dataset, ()), factors=factors.get(dataset, ()))
         for mi, (model, values) in enumerate(metrics[dataset].items()):
             folder = root / "eval" / dataset / model
             (folder / "plots").mkdir(parents=True, exist_ok=True)
@@ -85,3 +87,49 @@ def build_tree(root: Path, metrics: dict[str, dict[str, dict]], *, kinds=("recon
             (root / "models" / dataset / model).mkdir(parents=True, exist_ok=True)
             (root / "models" / dataset / model / "run.json").write_text(json.dumps(run))
     return root
+
+
+def many_metrics(seed: int = 0) -> dict[str, dict[str, dict]]:
+    """Metrics with the keys the evaluate stage writes (every suite, coding costs, group-size
+    accuracies, variant probes, timings), on a labelled image dataset (`digits`), one with a
+    single generative factor (`lines`) and one with several (`shapes`)."""
+    rng = np.random.default_rng(seed)
+
+    def shared(ood: bool, factors: bool) -> dict:
+        out = {"recon_mse": 0.02 + 0.03 * rng.random(), "psnr": 14 + 3 * rng.random(),
+               "knn_acc": 0.8 + 0.15 * rng.random(), "linear_acc": 0.8 + 0.1 * rng.random(),
+               "cluster_acc": 0.7 + 0.1 * rng.random(), "cluster_acc_paper": 0.7 + 0.1 * rng.random(),
+               "nmi": 0.6 + 0.1 * rng.random(), "bilipschitz": 2 + 10 * rng.random(),
+               "trustworthiness": 0.85 + 0.1 * rng.random(), "train_seconds": 1 + 10 * rng.random(),
+               "train_samples_per_s": 1000 + 30000 * rng.random(), "eval_seconds": 0.5 + rng.random()}
+        if ood:
+            out["ood_auroc"] = 0.2 + 0.6 * rng.random()
+        if factors:
+            out |= {"dci_disentanglement": 1.0, "dci_completeness": 0.5 + 0.2 * rng.random(),
+                    "dci_informativeness": 0.95 + 0.04 * rng.random(), "mig": 0.05 * rng.random()}
+        return out
+
+    def generative() -> dict:
+        return {"neg_elbo": 20 + 20 * rng.random(), "gw_distance": 0.1 * rng.random(), "offmanifold_rate": 0.0,
+                "coding_cost_nats": 3 * rng.random(), "coding_cost_recon_nats": 15 + 5 * rng.random(),
+                "coding_cost_total_nats": 18 + 5 * rng.random(), "knn_acc_sampled": 0.3 + 0.4 * rng.random(),
+                "ood_auroc_neg_elbo": 0.9 + 0.1 * rng.random()}
+
+    sizes = (1, 2, 5, 10)
+    grouped = {"chance_acc": 0.13, "heldout_chance": 0.51, "style_acc": 0.14, "heldout_style_acc": 0.51,
+               "content_acc": 0.69, "content_acc_accumulated": 0.999, "heldout_content_acc": 0.77,
+               "heldout_content_acc_accumulated": 0.94,
+               **{f"content_acc_g{k}": 1 - 0.31 / k for k in sizes},
+               **{f"heldout_content_acc_g{k}": 1 - 0.23 / k for k in sizes},
+               **{f"content_var_g{k}": 0.73 / k for k in sizes}}
+    digits = {"ae": shared(True, False), "vae": shared(True, False) | generative(),
+              "acai": shared(True, False) | {"linear_acc_joint": 0.1},
+              "acn": shared(True, False) | generative(),
+              "mlvae": shared(True, False) | generative() | grouped}
+    lines = {"ae": shared(False, True) | {"interp_mean_distance": 0.0068, "interp_smoothness": 0.44},
+             "acai": shared(False, True) | {"interp_mean_distance": 0.0002, "interp_smoothness": 0.10,
+                                            "linear_acc_joint": 0.2}}
+    shapes = {"vae": shared(False, True) | generative(), "mlvae": shared(False, True) | generative() | grouped}
+    for model in shapes.values():
+        model["dci_disentanglement"] = 0.3 + 0.2 * rng.random()
+    return {"digits": digits, "lines": lines, "shapes": shapes}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from report_fake_tree import build_tree
+from report_fake_tree import build_tree, many_metrics
 
 from aebench.report import build_report
 
@@ -33,6 +33,14 @@ pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium on PATH (De
 WIDTH, HEIGHT = 1400, 2000
 CHECK_IMAGES = """JSON.stringify(Array.from(document.images).map(
     i => ({alt: i.alt, complete: i.complete, width: i.naturalWidth})))"""
+# Every metric table as laid out: its suite, widest row in cells, size on screen, and whether
+# it fits its wrapper without a horizontal scroll bar.
+CHECK_TABLES = """JSON.stringify(Array.from(document.querySelectorAll("table.metrics")).map(t => ({
+    dataset: t.dataset.dataset, suite: t.dataset.suite,
+    title: t.closest(".table-wrap").previousElementSibling.textContent,
+    columns: Math.max(...Array.from(t.rows).map(r => Array.from(r.cells).reduce((n, c) => n + c.colSpan, 0))),
+    rows: t.tBodies[0].rows.length, width: t.getBoundingClientRect().width, height: t.getBoundingClientRect().height,
+    fits: t.parentElement.scrollWidth <= t.parentElement.clientWidth + 1})))"""
 
 
 class DevTools:
@@ -114,7 +122,8 @@ class DevTools:
 
 
 def load_page(page: Path, user_data: Path, screenshot: Path) -> dict:
-    """Open `page`, wait for load, and return its images, console errors and outside requests."""
+    """Open `page`, wait for load, and return its images, metric tables, console errors and
+    outside requests."""
     browser = DevTools(user_data)
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -126,6 +135,8 @@ def load_page(page: Path, user_data: Path, screenshot: Path) -> dict:
         browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session)
         browser.wait_for("Page.loadEventFired")
         images = json.loads(browser.send("Runtime.evaluate", {"expression": CHECK_IMAGES, "returnByValue": True},
+                                         session)["result"]["value"])
+        tables = json.loads(browser.send("Runtime.evaluate", {"expression": CHECK_TABLES, "returnByValue": True},
                                          session)["result"]["value"])
         shot = browser.send("Page.captureScreenshot", {"format": "png"}, session)["data"]
         screenshot.write_bytes(base64.b64decode(shot))
@@ -146,7 +157,7 @@ def load_page(page: Path, user_data: Path, screenshot: Path) -> dict:
                 errors.append(params["entry"]["text"])
             elif method == "Network.requestWillBeSent":
                 requests.append(params["request"]["url"])
-        return {"images": images, "errors": errors, "requests": requests}
+        return {"images": images, "tables": tables, "errors": errors, "requests": requests}
     finally:
         browser.close()
 
@@ -196,3 +207,27 @@ def test_report_loads_cleanly_in_chromium(tmp_path):
         assert image.size == (WIDTH, HEIGHT)
         colours = image.convert("L").getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 20  # something was drawn, not a blank page
+
+
+def test_split_metric_tables_render_in_chromium(tmp_path):
+    """Every key the evaluate stage writes, on three datasets: each dataset's metrics are small
+    tables by suite, each drawn, none over 14 columns nor wider than the page; the group-size
+    figure loads."""
+    root = build_tree(tmp_path / "repo", many_metrics(), models=["ae", "vae", "acai", "acn", "mlvae"],
+                      n_classes={"digits": 10, "lines": 10, "shapes": 3},
+                      factors={"lines": ("angle",), "shapes": ("shape", "scale")})
+    html_path, _ = build_report(root)
+    seen = load_page(html_path, tmp_path / "profile", tmp_path / "tables.png")
+    assert broken(seen["images"]) == [] and seen["errors"] == [] and outside(seen["requests"]) == []
+    tables = seen["tables"]
+    digits = [t for t in tables if t["dataset"] == "digits"]
+    assert [t["suite"] for t in digits] == ["reconstruction", "representation", "generative", "ood",
+                                            "own", "own", "own", "time"]
+    assert digits[4]["title"] == "Own metrics: vae, acn, mlvae"
+    assert {t["dataset"] for t in tables} == {"digits", "lines", "shapes"}
+    for t in tables:
+        assert 2 <= t["columns"] <= 14, t
+        assert t["rows"] >= 1 and t["width"] > 0 and t["height"] > 0, t
+        assert t["fits"], t  # no table needs a horizontal scroll bar at 1400 px
+    assert {i["alt"] for i in seen["images"]} >= {"Metrics by group size for digits",
+                                                   "Metrics by group size for shapes"}

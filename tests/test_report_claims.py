@@ -12,7 +12,7 @@ import yaml
 from report_fake_tree import write_parquet_meta
 
 from aebench.errors import UserError
-from aebench.metrics import DIRECTIONS
+from aebench.evaluation.directions import DIRECTIONS
 from aebench.report.claims import (CLAIMS_FILE, HELD, NOT_HELD, NOT_RUN, TRAITS, Budget, Check, Claim, RunData,
                                    claims_json, evaluate_claim, evaluate_claims, load_claims, read_traits)
 

@@ -2,7 +2,8 @@
 
 Entry point: `build_report(root)` (see `build.py` for what it writes). The modules, in reading
 order: `collect` (read the pipeline's outputs), `claims` (+ `claims.yaml`: the papers' claims
-as data), `formatting`, `figures`, `tables`, `html_page`, `markdown`, `dvc_plots` (curves for
+as data), `formatting`, `suites` (which metrics go in which table, which are drawn, which are
+left out), `figures`, `tables`, `html_page`, `markdown`, `dvc_plots` (curves for
 `dvc plots show`), `provenance`, `template` (the page's stylesheet).
 """
 

@@ -4,13 +4,15 @@
 (`claims.py`, `claims.yaml`) and writes, atomically, under `<root>/reports/`:
 
 - `index.html`: self-contained (no script, no external resource; images are data URIs):
-  claims, per-dataset metric tables, training curves, every figure grouped by kind so models
-  can be compared side by side, and provenance (`html_page.py`);
+  claims, per-dataset metric tables (a small one per suite, `suites.py`), metrics by group
+  size drawn as curves, training curves, every figure grouped by kind so models can be
+  compared side by side, and provenance (`html_page.py`);
 - `summary.md`: the same in GitHub Markdown, figures linked by relative path (`markdown.py`);
 - `claims.md`: the claims table alone, to paste into the README;
 - `claims.json`: the same rows as data (`claims.claims_json`: status, both values of every
   check, each compared model's budget, the paper's figures, the explanation);
-- `figures/training_curves_<dataset>.png`: the training-curve figures summary.md links to;
+- `figures/training_curves_<dataset>.png`, `figures/group_size_<dataset>.png`: the
+  training-curve and group-size figures summary.md links to;
 - `plots/training_curves.csv`, `plots/roc.csv`: every model's curves for `dvc plots show`
   (`dvc_plots.py`).
 """
@@ -25,10 +27,11 @@ from aebench.paths import reports_dir
 from aebench.report import dvc_plots
 from aebench.report.claims import HELD, claims_json
 from aebench.report.collect import collect
-from aebench.report.figures import render_training_curves
+from aebench.report.figures import render_group_curves, render_training_curves
 from aebench.report.formatting import slug
 from aebench.report.html_page import render_html
 from aebench.report.markdown import claims_table, render_markdown
+from aebench.report.suites import CURVE_AXIS, split_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +47,25 @@ def build_report(root: Path, out_dir: Path | None = None, *, claims_path: Path |
     report = collect(root, claims_path)
     curves: dict[str, bytes] = {}
     curve_files: dict[str, Path] = {}
+    group_curves: dict[str, bytes] = {}
+    group_files: dict[str, Path] = {}
     for ds in report.datasets:
         png = render_training_curves([(r.name, r.curve) for r in ds.models], ds.name)
         if png:
             curves[ds.name] = png
             curve_files[ds.name] = out_dir / "figures" / f"training_curves_{slug(ds.name)}.png"
             write_bytes_atomic(curve_files[ds.name], png)
+        png = render_group_curves(split_metrics(ds).curves, ds.name, CURVE_AXIS)
+        if png:
+            group_curves[ds.name] = png
+            group_files[ds.name] = out_dir / "figures" / f"group_size_{slug(ds.name)}.png"
+            write_bytes_atomic(group_files[ds.name], png)
     dvc_plots.write_tables(report.datasets, out_dir)
     html_path, md_path = out_dir / "index.html", out_dir / "summary.md"
     write_text_atomic(out_dir / "claims.md", claims_table(report.claims) + "\n")
     write_json_atomic(out_dir / "claims.json", claims_json(report.claims))
-    write_text_atomic(html_path, render_html(report, curves))
-    write_text_atomic(md_path, render_markdown(report, out_dir, curve_files))
+    write_text_atomic(html_path, render_html(report, curves, group_curves))
+    write_text_atomic(md_path, render_markdown(report, out_dir, curve_files, group_files))
     evaluated = sum(r.metrics is not None for ds in report.datasets for r in ds.models)
     total = sum(len(ds.models) for ds in report.datasets)
     held = sum(c.status == HELD for c in report.claims)

@@ -10,7 +10,8 @@ datasets and models are discovered from `eval/`):
   val_loss) and `roc.csv` (score, fpr, tpr, threshold) curves.
 - `models/<dataset>/<model>/run.json`: MLflow run, registered version, data hash, timings.
 - `data/processed/<dataset>/validation.json` (`success`) and `train.parquet` (its schema
-  metadata `aebench.n_classes`); `data/diffmap/<dataset>/embedding.png` and `diffmap.json`.
+  metadata `aebench.n_classes`, and its `factor_*` columns: `read_n_factors`);
+  `data/diffmap/<dataset>/embedding.png` and `diffmap.json`.
 
 Anything missing (a model not evaluated yet, no figures, no run record) becomes None or an
 empty list here and "—" or a note in the page; it never stops the report.
@@ -28,7 +29,7 @@ from typing import Any
 import yaml
 
 from aebench.errors import UserError
-from aebench.metrics import DIRECTIONS
+from aebench.evaluation.directions import DIRECTIONS
 from aebench.paths import eval_dir, model_dir, processed_dir
 from aebench.report import claims as claims_mod
 from aebench.report.formatting import best_models, order_columns
@@ -71,6 +72,7 @@ class DatasetResult:
     columns: list[str]
     best: dict[str, set[str]]  # metric -> names of the best model(s)
     n_classes: int | None = None
+    n_factors: int | None = None  # varying factor_* columns of train.parquet; None: unknown
     traits: set[str] = field(default_factory=set)  # what claims can need of it (claims.TRAITS)
     data_hash: str | None = None  # of data/processed/<dataset> now
     diffmap_png: Path | None = None
@@ -233,6 +235,36 @@ def current_data_hash(root: Path, dataset: str) -> str | None:
         return None
 
 
+def read_n_factors(processed: Path) -> int | None:
+    """How many `factor_*` columns of train.parquet vary, from its schema and row-group
+    statistics (no rows are read); a column without statistics counts as varying. None when
+    the file is absent or unreadable."""
+    path = Path(processed) / "train.parquet"
+    if not path.is_file():
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        schema = meta.schema.to_arrow_schema()
+        n = 0
+        for name in (c for c in schema.names if c.startswith("factor_")):
+            j = schema.get_field_index(name)
+            lows, highs = [], []
+            for i in range(meta.num_row_groups):
+                stats = meta.row_group(i).column(j).statistics
+                if stats is None or not stats.has_min_max:
+                    lows = highs = []
+                    break
+                lows.append(stats.min)
+                highs.append(stats.max)
+            n += not lows or min(lows) != max(highs)
+        return n
+    except (OSError, ValueError, TypeError) as exc:  # pyarrow errors subclass these
+        logger.warning("cannot read the schema of %s: %s", path, exc)
+        return None
+
+
 def read_diffmap(root: Path, dataset: str) -> tuple[Path | None, float | None]:
     folder = root / "data" / "diffmap" / dataset
     png = folder / "embedding.png"
@@ -255,7 +287,7 @@ def read_dataset(root: Path, dataset: str, models: list[str], has_ood_companion:
     traits, n_classes = claims_mod.read_traits(processed_dir(dataset, root), has_ood_companion)
     return DatasetResult(
         name=dataset, validation=read_validation(root, dataset), models=results, columns=columns, best=best,
-        n_classes=n_classes, traits=traits,
+        n_classes=n_classes, n_factors=read_n_factors(processed_dir(dataset, root)), traits=traits,
         data_hash=current_data_hash(root, dataset), diffmap_png=diffmap_png, diffmap_seconds=diffmap_seconds,
     )
 

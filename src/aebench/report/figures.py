@@ -1,4 +1,5 @@
-"""The report's figures: every model's figures grouped by kind, and the training curves.
+"""The report's figures: every model's figures grouped by kind, the training curves, and metrics
+that form a curve (a value per group size, `suites.py`) drawn against that size.
 
 Figures are compared across models, so the page shows one kind at a time (all models'
 reconstructions side by side, then all samples, ...) rather than one model at a time.
@@ -82,6 +83,50 @@ def render_training_curves(curves: Sequence[tuple[str, object]], dataset: str) -
     fig.supxlabel("epoch", fontsize=9)
     fig.supylabel("loss (each model's own objective)", fontsize=9)
     fig.suptitle(f"Training curves: {dataset}", fontsize=11)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def render_group_curves(series: Sequence, dataset: str, axis: str = "group size") -> bytes | None:
+    """Metrics against group size (`suites.CurveSeries`): a panel per metric, a line per model,
+    a dashed line at a model's chance level where it reports one; PNG bytes, None if none."""
+    if not series:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    metrics = list(dict.fromkeys(s.metric for s in series))
+    models = list(dict.fromkeys(s.model for s in series))
+    colour = {m: f"C{i % 10}" for i, m in enumerate(models)}
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig = Figure(figsize=(3.0 * ncols + 0.4, 2.4 * nrows + 0.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, metrics):
+        sizes: set[int] = set()
+        chance_label = "chance"
+        for s in (s for s in series if s.metric == metric):
+            ax.plot(s.sizes, s.values, "o-", color=colour[s.model], linewidth=1.6, markersize=4, label=s.model)
+            if s.chance is not None:
+                ax.axhline(s.chance, color=colour[s.model], linestyle=":", linewidth=1.0, label=chance_label)
+                chance_label = None
+            sizes.update(s.sizes)
+        if min(sizes) > 0 and max(sizes) / min(sizes) >= 8:
+            ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(sorted(sizes)))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([str(n) for n in sorted(sizes)])
+        ax.set_title(metric, fontsize=10)
+        ax.tick_params(labelsize=8)
+        ax.grid(True, alpha=0.3)
+    axes.flat[0].legend(fontsize=7, loc="best")
+    fig.supxlabel(axis, fontsize=9)
+    fig.suptitle(f"Metrics by {axis}: {dataset}", fontsize=11)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()

@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any, Iterable
 
-from aebench.metrics import DIRECTIONS
+from aebench.evaluation.directions import DIRECTIONS
 
 MISSING = "—"
 ARROWS = {"max": "↑", "min": "↓"}

@@ -1,4 +1,5 @@
-"""The self-contained HTML page: claims, per-dataset tables and figures, provenance.
+"""The self-contained HTML page: claims, per-dataset tables (a small one per suite, `suites.py`)
+and figures, provenance.
 
 No script, no external resource: images are data URIs, the stylesheet is inline
 (`template.py`), and collapsible parts are `<details>` elements.
@@ -11,15 +12,17 @@ import logging
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from aebench.metrics import DIRECTIONS
+from aebench.evaluation.directions import DIRECTIONS
 from aebench.report import template
 from aebench.report.claims import HELD, NOT_HELD, NOT_RUN, ClaimResult
 from aebench.report.collect import DatasetResult, Report
 from aebench.report.figures import data_uri, group_by_kind
-from aebench.report.formatting import DIRECTION_WORDS, MISSING, format_value, header_label, short, slug
-from aebench.report.tables import (LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE, claim_counts,
-                                   claim_notes, paper_side_by_side,
-                                   data_table, environment_rows, run_rows, stage_time_table, validation_label)
+from aebench.report.formatting import DIRECTION_WORDS, MISSING, header_label, short, slug
+from aebench.report.suites import CURVE_AXIS, MetricTable, curve_table, split_metrics
+from aebench.report.tables import (CURVE_NOTE, LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE,
+                                   claim_counts, claim_notes, data_table, environment_rows, factors_label,
+                                   left_out_note, metric_rows, paper_side_by_side, run_rows, stage_time_table,
+                                   unlisted_note, validation_label)
 
 logger = logging.getLogger(__name__)
 
@@ -93,28 +96,60 @@ def claims_section(claims: list[ClaimResult]) -> str:
             f"<tbody>\n{rows}\n</tbody></table></div>{papers}</section>")
 
 
-def metrics_table(ds: DatasetResult) -> str:
+def _metric_header(metric: str) -> str:
+    """The column's label, allowed to break after an underscore (long keys would otherwise
+    widen a table past the page), never between the name and its arrow."""
+    name, _, arrow = header_label(metric).partition(" ")
+    broken = "_<wbr>".join(_e(part) for part in name.split("_"))
+    return f"{broken}&nbsp;{_e(arrow)}" if arrow else broken
+
+
+def metrics_table(ds: DatasetResult, table: MetricTable) -> str:
     head = ['<th class="rowhead" scope="col">Model</th>']
-    for col in ds.columns:
+    for col in table.columns:
         how = DIRECTIONS.get(col)
         title = f' title="{DIRECTION_WORDS[how]}"' if how else ""
-        head.append(f'<th scope="col" data-metric="{_e(col)}"{title}>{_e(header_label(col))}</th>')
+        head.append(f'<th scope="col" data-metric="{_e(col)}"{title}>{_metric_header(col)}</th>')
     rows = []
-    for r in ds.models:
+    for r, row in metric_rows(ds, table):
         note = f' <span class="note">({_e(r.status_note)})</span>' if r.status_note else ""
         cells = [f'<th class="rowhead" scope="row">{_e(r.name)}{note}</th>']
-        for col in ds.columns:
-            text = format_value((r.metrics or {}).get(col), col)
+        for col, text, best in row:
             attrs = f'data-metric="{_e(col)}"'
             if text == MISSING:
                 cells.append(f'<td class="missing" {attrs}>{MISSING}</td>')
-            elif r.name in ds.best.get(col, ()):
+            elif best:
                 cells.append(f'<td class="num best" {attrs}><strong>{_e(text)}</strong></td>')
             else:
                 cells.append(f'<td class="num" {attrs}>{_e(text)}</td>')
         rows.append(f'<tr data-model="{_e(r.name)}">' + "".join(cells) + "</tr>")
-    return (f'<div class="table-wrap"><table class="metrics" data-dataset="{_e(ds.name)}">\n'
+    attrs = f'data-dataset="{_e(ds.name)}" data-suite="{_e(table.suite)}"'
+    return (f'<div class="table-wrap"><table class="metrics" {attrs}>\n'
             f"<thead><tr>{''.join(head)}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>")
+
+
+def metrics_section(ds: DatasetResult, group_png: bytes | None) -> list[str]:
+    """A small table per suite, the group-size curves, and the note on left-out metrics."""
+    layout = split_metrics(ds)
+    out = []
+    if layout.tables:
+        # Small tables flow side by side, as many as the page's width holds.
+        blocks = "".join(f'<div class="suite"><h4 data-suite="{_e(t.suite)}">{_e(t.title)}</h4>'
+                         f"{metrics_table(ds, t)}</div>" for t in layout.tables)
+        out.append(f'<div class="suites">{blocks}</div>')
+    if layout.curves:
+        out.append(f'<h4 data-suite="curves">Metrics by {_e(CURVE_AXIS)}</h4>')
+        if group_png:
+            out.append(_figure(group_png, f"Metrics by {CURVE_AXIS} for {ds.name}", CURVE_NOTE))
+        values = "".join(_table(headers, rows, "curve-values") for headers, rows in curve_table(layout))
+        out.append(f'<details class="curve-values"><summary>Values</summary>{values}</details>')
+    if note := left_out_note(layout):
+        out.append(f'<p class="muted left-out">{_e(note)}</p>')
+    if ds.columns and not layout.tables and not layout.curves:
+        out.append(f'<p class="muted">{MISSING} no metric has a value yet.</p>')
+    if note := unlisted_note(ds, layout):
+        out.append(f'<p class="muted">{_e(note)}</p>')
+    return out
 
 
 def figures_by_kind(ds: DatasetResult) -> str:
@@ -135,12 +170,14 @@ def figures_by_kind(ds: DatasetResult) -> str:
     return "\n".join(parts)
 
 
-def dataset_section(ds: DatasetResult, curve_png: bytes | None) -> str:
+def dataset_section(ds: DatasetResult, curve_png: bytes | None, group_png: bytes | None = None) -> str:
     out = [f'<section id="dataset-{_e(slug(ds.name))}">', f"<h2>Dataset: {_e(ds.name)}</h2>"]
     valid_cls = {True: "ok", False: "fail", None: "muted"}[ds.validation]
     facts = [f'validation <span class="{valid_cls}">{_e(validation_label(ds.validation))}</span>']
     if ds.n_classes:
         facts.append(f"{ds.n_classes} classes")
+    if ds.n_factors:
+        facts.append(factors_label(ds.n_factors))
     if ds.data_hash:
         facts.append(f"data hash <code>{_e(short(ds.data_hash, 16))}</code>")
     out.append(f'<p>{" · ".join(facts)}</p>')
@@ -150,7 +187,7 @@ def dataset_section(ds: DatasetResult, curve_png: bytes | None) -> str:
     else:
         if not ds.columns:
             out.append(f'<p class="muted">{MISSING} no metrics yet.</p>')
-        out.append(metrics_table(ds))
+        out += metrics_section(ds, group_png)
     out.append("<h3>Training curves</h3>")
     if curve_png:
         out.append(_figure(curve_png, f"Training curves for {ds.name}",
@@ -187,8 +224,10 @@ def provenance_section(report: Report) -> str:
     return "\n".join(out)
 
 
-def render_html(report: Report, curves: dict[str, bytes]) -> str:
-    """The page; `curves` maps a dataset to its training-curve PNG."""
+def render_html(report: Report, curves: dict[str, bytes], group_curves: dict[str, bytes] | None = None) -> str:
+    """The page; `curves` and `group_curves` map a dataset to its training-curve and
+    group-size PNG."""
+    group_curves = group_curves or {}
     env = report.environment
     out = [f"<header><h1>{_e(TITLE)}</h1>",
            f'<p class="subtitle">Structured-representation autoencoders benchmark · generated {_e(env.generated)}'
@@ -202,6 +241,6 @@ def render_html(report: Report, curves: dict[str, bytes]) -> str:
     if not report.datasets:
         out.append(f'<p class="muted">{MISSING} no datasets configured.</p>')
     for ds in report.datasets:
-        out.append(dataset_section(ds, curves.get(ds.name)))
+        out.append(dataset_section(ds, curves.get(ds.name), group_curves.get(ds.name)))
     out.append(provenance_section(report))
     return template.page(TITLE, "\n".join(out))

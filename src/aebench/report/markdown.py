@@ -2,7 +2,8 @@
 
 Figures are linked by relative path (`../eval/...`), so the summary renders on GitHub or in
 an editor next to the pipeline's outputs; the training-curve figures, which exist only in
-memory for the HTML page, are written to `<out_dir>/figures/` for it.
+memory for the HTML page, are written to `<out_dir>/figures/` for it, and so are the
+group-size figures. The metric tables are those of the page (`suites.py`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from urllib.parse import quote
 from aebench.report.claims import ClaimResult
 from aebench.report.collect import DatasetResult, Report
 from aebench.report.figures import group_by_kind
-from aebench.report.formatting import MISSING, format_value, header_label, short
-from aebench.report.tables import (LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE, claim_counts,
-                                   claim_notes, paper_side_by_side,
-                                   data_table, environment_rows, run_rows, stage_time_table, validation_label)
+from aebench.report.formatting import MISSING, header_label, short
+from aebench.report.suites import CURVE_AXIS, MetricTable, curve_table, split_metrics
+from aebench.report.tables import (CURVE_NOTE, LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE,
+                                   claim_counts, claim_notes, data_table, environment_rows, factors_label,
+                                   left_out_note, metric_rows, paper_side_by_side, run_rows, stage_time_table,
+                                   unlisted_note, validation_label)
 
 FIGURES_PER_ROW = 4
 
@@ -63,15 +66,35 @@ def paper_tables(claims: list[ClaimResult]) -> list[str]:
     return out
 
 
-def _metrics_table(ds: DatasetResult) -> str:
+def _metrics_table(ds: DatasetResult, table: MetricTable) -> str:
     rows = []
-    for r in ds.models:
+    for r, cells in metric_rows(ds, table):
         row = [f"{r.name} _({r.status_note})_" if r.status_note else r.name]
-        for col in ds.columns:
-            text = format_value((r.metrics or {}).get(col), col)
-            row.append(f"**{text}**" if text != MISSING and r.name in ds.best.get(col, ()) else text)
+        row += [f"**{text}**" if best else text for _, text, best in cells]
         rows.append(row)
-    return md_table(["Model", *[header_label(c) for c in ds.columns]], rows, ["l"] + ["r"] * len(ds.columns))
+    return md_table(["Model", *[header_label(c) for c in table.columns]], rows, ["l"] + ["r"] * len(table.columns))
+
+
+def _metrics(ds: DatasetResult, out_dir: Path, group_file: Path | None) -> list[str]:
+    """A small table per suite, the group-size curves, and the note on left-out metrics."""
+    layout = split_metrics(ds)
+    out = []
+    for table in layout.tables:
+        out += [f"#### {table.title}", "", _metrics_table(ds, table), ""]
+    if layout.curves:
+        out += [f"#### Metrics by {CURVE_AXIS}", ""]
+        if group_file:
+            out += [f"![Metrics by {CURVE_AXIS} for {ds.name}]({_rel_link(group_file, out_dir)})", "",
+                    f"_{CURVE_NOTE}_", ""]
+        for headers, rows in curve_table(layout):
+            out += [md_table(headers, rows, ["l", "l"] + ["r"] * (len(headers) - 2)), ""]
+    if note := left_out_note(layout):
+        out += [f"_{note}_", ""]
+    if ds.columns and not layout.tables and not layout.curves:
+        out += [f"{MISSING} no metric has a value yet.", ""]
+    if note := unlisted_note(ds, layout):
+        out += [f"_{note}_", ""]
+    return out
 
 
 def _figure_grid(items: list[tuple[str, Path]], out_dir: Path, title: str) -> list[str]:
@@ -84,17 +107,19 @@ def _figure_grid(items: list[tuple[str, Path]], out_dir: Path, title: str) -> li
     return out
 
 
-def _dataset(ds: DatasetResult, out_dir: Path, curve_file: Path | None) -> list[str]:
+def _dataset(ds: DatasetResult, out_dir: Path, curve_file: Path | None, group_file: Path | None = None) -> list[str]:
     facts = [f"validation {validation_label(ds.validation)}"]
     if ds.n_classes:
         facts.append(f"{ds.n_classes} classes")
+    if ds.n_factors:
+        facts.append(factors_label(ds.n_factors))
     if ds.data_hash:
         facts.append(f"data hash `{short(ds.data_hash, 16)}`")
     out = [f"## Dataset: {ds.name}", "", " · ".join(facts), "", "### Metrics", ""]
     if not ds.columns:
         out += [f"{MISSING} no metrics yet.", ""]
     if ds.models:
-        out += [_metrics_table(ds), ""]
+        out += _metrics(ds, out_dir, group_file)
     out += ["### Training curves", ""]
     if curve_file:
         out += [f"![Training curves for {ds.name}]({_rel_link(curve_file, out_dir)})", "",
@@ -110,8 +135,9 @@ def _dataset(ds: DatasetResult, out_dir: Path, curve_file: Path | None) -> list[
     return out
 
 
-def render_markdown(report: Report, out_dir: Path, curve_files: dict[str, Path] | None = None) -> str:
-    curve_files = curve_files or {}
+def render_markdown(report: Report, out_dir: Path, curve_files: dict[str, Path] | None = None,
+                    group_files: dict[str, Path] | None = None) -> str:
+    curve_files, group_files = curve_files or {}, group_files or {}
     env = report.environment
     out = [f"# {TITLE}", "", f"Generated {env.generated} · commit `{short(env.git_commit, 12)}`", "",
            "**Legend**", "", *[f"- {line}" for line in LEGEND_LINES], ""]
@@ -120,7 +146,7 @@ def render_markdown(report: Report, out_dir: Path, curve_files: dict[str, Path] 
     if side_by_side:
         out += ["## The papers' figures beside ours", "", *side_by_side]
     for ds in report.datasets:
-        out += _dataset(ds, out_dir, curve_files.get(ds.name))
+        out += _dataset(ds, out_dir, curve_files.get(ds.name), group_files.get(ds.name))
     out += ["## Provenance", "", "### Environment", "", md_table(["Item", "Value"], environment_rows(report)), ""]
     out += ["### Time per stage", "", f"_{TIMING_NOTE}_", "", md_table(*stage_time_table(report)), ""]
     out += ["### Data", "", md_table(*data_table(report)), ""]

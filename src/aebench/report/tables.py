@@ -8,6 +8,7 @@ from aebench.report.claims import HELD, NOT_HELD, NOT_RUN, ClaimResult
 from aebench.report.collect import DatasetResult, Report
 from aebench.report.formatting import MISSING, format_duration, format_value, is_number, short
 from aebench.report.provenance import runs_devices, stage_times
+from aebench.report.suites import CURVE_AXIS, Layout, MetricTable
 
 TITLE = "aebench report"
 STATUS_MARK = {HELD: "✓", NOT_HELD: "✗", NOT_RUN: "–"}
@@ -17,6 +18,10 @@ LEGEND_LINES = [
     "Bold (highlighted): best value of its column for that dataset, ties all marked; "
     "marked only when at least two models have a value.",
     f"{MISSING}: missing (model not evaluated yet, metric not computed, or NaN).",
+    "Metrics: a table per suite (reconstruction and likelihood, representation, generative and topology, "
+    "out-of-distribution detection), then the metrics only some models report, each set with its models, "
+    "then time and throughput; a row only for models with a value in it (or not evaluated yet). "
+    "Metrics reported per group size are drawn against it below the tables.",
     "Claims: held when every check holds at this run's budget, not held when a measured check fails, "
     "not run when a dataset, model or metric it needs is not part of this run.",
 ]
@@ -72,6 +77,10 @@ def _trained_on(ds: DatasetResult) -> str:
     return f"✓ all {len(hashes)} trained models"
 
 
+def factors_label(n: int) -> str:
+    return f"{n} generative factor{'s' if n != 1 else ''}"
+
+
 def data_table(report: Report) -> tuple[list[str], list[list[str]]]:
     rows = [[ds.name, validation_label(ds.validation), format_value(ds.n_classes) if ds.n_classes else MISSING,
              short(ds.data_hash, 16), _trained_on(ds)] for ds in report.datasets]
@@ -99,6 +108,40 @@ def run_rows(report: Report) -> list[list[str]]:
                 format_duration(run.get("train_seconds")), format_duration((r.metrics or {}).get("eval_seconds")),
             ])
     return rows
+
+
+def metric_rows(ds: DatasetResult, table: MetricTable) -> list[tuple[Any, list[tuple[str, str, bool]]]]:
+    """Per row of a metric table: the model and its (metric, text, best) cells."""
+    rows = []
+    for r in table.models:
+        cells = []
+        for col in table.columns:
+            text = format_value((r.metrics or {}).get(col), col)
+            cells.append((col, text, text != MISSING and r.name in ds.best.get(col, ())))
+        rows.append((r, cells))
+    return rows
+
+
+def left_out_note(layout: Layout) -> str | None:
+    """Which metrics the dataset's tables leave out, and why (`suites.degenerate`), and which
+    no model has a value of."""
+    notes = []
+    if layout.left_out:
+        notes.append("Left out: " + "; ".join(f"{key} ({why})" for key, why in layout.left_out.items()) + ".")
+    if layout.no_value:
+        notes.append(f"No model has a value of: {', '.join(layout.no_value)}.")
+    return " ".join(notes) or None
+
+
+def unlisted_note(ds: DatasetResult, layout: Layout) -> str | None:
+    """The models without metrics that no table lists (when the dataset has no table at all)."""
+    listed = {r.name for t in layout.tables for r in t.models}
+    missing = [f"{r.name} ({r.status_note})" for r in ds.models if r.status_note and r.name not in listed]
+    return "No metrics: " + ", ".join(missing) + "." if missing else None
+
+
+CURVE_NOTE = (f"Metrics reported per {CURVE_AXIS} (keys ending in _g<size>), drawn against it: a panel per metric, "
+              "a line per model, dotted: the model's chance level.")
 
 
 def claim_notes(row: ClaimResult) -> list[str]:

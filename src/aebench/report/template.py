@@ -30,6 +30,8 @@ body {
 h1 { font-size: 1.8rem; margin: 0 0 .25rem; }
 h2 { font-size: 1.4rem; margin-top: 2.5rem; padding-bottom: .3rem; border-bottom: 1px solid var(--border); }
 h3 { font-size: 1.1rem; margin-top: 1.5rem; }
+h4 { font-size: 1rem; margin: 1.1rem 0 .2rem; }
+.left-out { font-size: .9em; }
 .subtitle, .note, .muted { color: var(--muted); }
 .note { font-size: .85em; font-style: italic; }
 nav ul { margin: .25rem 0; padding: 0; list-style: none; display: flex; flex-wrap: wrap; gap: .3rem 1.2rem; }
@@ -47,7 +49,9 @@ td.missing { text-align: center; color: var(--muted); }
 td.best { background: var(--best-bg); color: var(--best-fg); }
 th.rowhead { text-align: left; }
 table.metrics th.rowhead { position: sticky; left: 0; z-index: 1; }
-table.metrics thead th { font-size: .85em; }
+table.metrics thead th { font-size: .85em; white-space: normal; }
+.suites { display: flex; flex-wrap: wrap; gap: 0 2rem; align-items: flex-start; }
+.suite { max-width: 100%; min-width: 0; }
 .ok { color: var(--good); font-weight: 600; }
 .fail { color: var(--bad); font-weight: 600; }
 .badge {
