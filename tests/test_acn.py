@@ -197,7 +197,7 @@ def test_daydreams_and_claim_metrics(tmp_path):
     # though their means still separate the labels: the evaluator's knn_acc (on the means)
     # reports that side beside knn_acc_sampled
     collapsed = context(1e-3, "vector")
-    assert model.eval_suites == (claim_suite, daydream_suite)
+    assert model.own_metrics.suites == (claim_suite, daydream_suite)
     assert claim_suite(collapsed)["knn_acc_sampled"] < 0.8
     assert knn_acc(collapsed.z_train, labels, collapsed.z_test, labels, k=3) >= 0.9
     ctx = context(1e4)

@@ -184,7 +184,7 @@ def test_own_suite_leaves_scores_to_the_topology_suite_and_draws_walks(tmp_path)
     ctx = SimpleNamespace(test=SimpleNamespace(kind="vector"), test_x=data["x"], plots=tmp_path, seed=0)
     model.eval()
     ctx.model = model
-    assert model.eval_suites == (random_walk_suite,) and random_walk_suite(ctx) == {}
+    assert model.own_metrics.suites == (random_walk_suite,) and random_walk_suite(ctx) == {}
     assert (tmp_path / "random_walk.png").stat().st_size > 0
 
 

@@ -5,7 +5,7 @@
 - `context.py`: `EvalContext`, what the suites read, with the results they share as cached
   properties (reconstructions, the negative ELBO, the model's samples);
 - `suites.py`: the shared suites, in the order they run; a model's own suites are declared
-  on the model (`eval_suites`) and run by `model_suite`;
+  on the model (`own_metrics`) and run by `model_suite`;
 - `figures.py`: the PNG figures (also drawn by the models' own suites);
 - `directions.py`: which way is better for every metric key, and the key metrics.
 

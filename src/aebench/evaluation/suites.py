@@ -4,7 +4,7 @@ present, factors present, an OoD companion given...); the numbers come from the 
 functions of `aebench.metrics`.
 
 `SUITES` is the order the evaluator runs them in. `model_suite` runs the suites the model
-declares (`eval_suites`), so the evaluator never names a model's own metrics.
+declares (`own_metrics`), so the evaluator never names a model's own metrics.
 """
 
 from __future__ import annotations
@@ -111,9 +111,9 @@ def topology_suite(ctx: EvalContext) -> dict[str, float]:
 
 
 def model_suite(ctx: EvalContext) -> dict[str, float]:
-    """Metrics only the model defines: the suites it declares (`eval_suites`), in order."""
+    """Metrics only the model defines: the suites it declares (`own_metrics`), in order."""
     out: dict[str, float] = {}
-    for suite in ctx.model.eval_suites:
+    for suite in ctx.model.own_metrics.suites:
         out.update(suite(ctx))
     return out
 

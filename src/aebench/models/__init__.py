@@ -4,7 +4,7 @@ Adding a model means adding one file here that decorates its class with `@regist
 nothing else in aebench names it. A model with several files (model, sampler, evaluation) is
 a subpackage whose `__init__` imports its model (`acn/`, `dvae/`, `mlvae/`). `build_model` and
 `load_checkpoint` are how the trainer, evaluator and MLflow serving wrapper get models;
-`metric_directions` and `key_metrics` gather what the models declare about their own metrics.
+`metric_directions` and `key_metrics` gather what the models declare about their own metrics (`own_metrics`).
 """
 
 from __future__ import annotations
@@ -58,19 +58,19 @@ def config_class(model_type: str) -> type[ModelConfig]:
 
 
 def metric_directions() -> dict[str, str]:
-    """Every registered model's `metric_directions`, models in name order; a metric two models
-    declare must have the same direction in both."""
+    """The metric directions every registered model declares (`own_metrics`), models in name
+    order; a metric two models declare must have the same direction in both."""
     joined: dict[str, str] = {}
     for name in known_types():
-        for metric, how in _TYPES[name].metric_directions.items():
+        for metric, how in _TYPES[name].own_metrics.directions.items():
             if joined.setdefault(metric, how) != how:
                 raise RuntimeError(f"model type {name!r} declares {metric!r} {how!r}, another {joined[metric]!r}")
     return joined
 
 
 def key_metrics() -> tuple[str, ...]:
-    """Every registered model's `key_metrics`, models in name order, each once."""
-    return tuple(dict.fromkeys(k for name in known_types() for k in _TYPES[name].key_metrics))
+    """The key metrics every registered model declares (`own_metrics`), in name order, each once."""
+    return tuple(dict.fromkeys(k for name in known_types() for k in _TYPES[name].own_metrics.key))
 
 
 def build_model(model_type: str, config: ModelConfig | dict, info: DataInfo) -> AutoEncoderBase:

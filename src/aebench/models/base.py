@@ -22,12 +22,11 @@ State that must survive a checkpoint lives in parameters or buffers.
 - `decode_raw(z)`: the decoder's unclamped output in [-1, 1] pixels, for models whose
   decoder works in that range (the interpolation benchmark scores it); None otherwise.
 
-What a model adds to the evaluation it declares as class attributes, so that nothing outside
-its files names its metrics:
-- `eval_suites`: evaluation suites (functions of the evaluator's context returning metrics,
-  and drawing figures under `ctx.plots`) run after the shared ones;
-- `metric_directions`: "max" or "min" (which is better) for every metric those suites add;
-- `key_metrics`: the few of them `aebench models` shows.
+What a model adds to the evaluation it declares in one class attribute, `own_metrics` (an
+`OwnMetrics`), so that nothing outside its files names its metrics: its evaluation suites
+(functions of the evaluator's context returning metrics, and drawing figures under
+`ctx.plots`) run after the shared ones, "max" or "min" (which is better) for every metric
+they add, and the few of them `aebench models` shows.
 
 Nets: `encoder_net` and `decoder_net` build `aebench.nets` encoders and decoders from the
 config's `arch`, `width` and the arch's options, so every model sizes them the same way.
@@ -40,7 +39,7 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar, Literal, Optional
 
 import torch
@@ -53,6 +52,16 @@ from aebench.config import Strict
 from aebench.nets import Arch, build_decoder, build_encoder
 
 Suite = Callable[[Any], dict[str, float]]  # an evaluation suite: the evaluator's context -> metrics
+
+
+@dataclass(frozen=True)
+class OwnMetrics:
+    """A model's own evaluation: its suites, in order; the direction ("max" or "min") of every
+    metric they write; the key metrics `aebench models` shows."""
+
+    suites: tuple[Suite, ...] = ()
+    directions: dict[str, str] = field(default_factory=dict)
+    key: tuple[str, ...] = ()
 
 
 class ModelConfig(Strict):
@@ -138,9 +147,7 @@ class AutoEncoderBase(nn.Module, metaclass=abc.ABCMeta):
     """Shared plumbing; subclasses set `config_class` and implement the contract."""
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
-    eval_suites: ClassVar[tuple[Suite, ...]] = ()
-    metric_directions: ClassVar[dict[str, str]] = {}
-    key_metrics: ClassVar[tuple[str, ...]] = ()
+    own_metrics: ClassVar[OwnMetrics] = OwnMetrics()
 
     def __init__(self, config: ModelConfig, info: DataInfo):
         super().__init__()

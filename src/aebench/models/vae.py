@@ -20,7 +20,7 @@ import torch
 from pydantic import Field
 
 from aebench.models import register
-from aebench.models.acn.eval import CLAIM_DIRECTIONS, CLAIM_KEY_METRICS, claim_suite
+from aebench.models.acn.eval import CLAIM_METRICS
 from aebench.models.base import AutoEncoderBase, DataInfo, binarize
 from aebench.models.pixelcnn import DecoderConfig, make_decoder
 
@@ -42,9 +42,7 @@ def gaussian_kl_to_standard(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Ten
 @register("vae")
 class VAE(AutoEncoderBase):
     config_class = VAEConfig
-    eval_suites = (claim_suite,)
-    metric_directions = CLAIM_DIRECTIONS
-    key_metrics = CLAIM_KEY_METRICS
+    own_metrics = CLAIM_METRICS
 
     def __init__(self, config: VAEConfig, info: DataInfo):
         super().__init__(config, info)

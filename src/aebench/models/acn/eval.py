@@ -2,7 +2,7 @@
 
 The claim (Graves, Menick & van den Oord 2018): ACN's codes are cheap to send and stay
 informative under an autoregressive decoder, where a VAE's codes collapse. `claim_suite`
-measures it for ACN and for the VAE it is set against (both declare it in `eval_suites`):
+measures it for ACN and for the VAE it is set against (both declare it: `CLAIM_METRICS`):
 - `coding_cost_nats`: what sending the test codes costs per datum (ACN: the KL along the
   nearest-neighbour chain; VAE: KL(q || N(0, I))), `coding_cost_recon_nats` the
   reconstruction term beside it and `coding_cost_total_nats` their sum;
@@ -20,6 +20,7 @@ import torch
 
 from aebench.evaluation import figures
 from aebench.metrics.representation import knn_acc
+from aebench.models.base import OwnMetrics
 
 CLAIM_DIRECTIONS: dict[str, str] = {
     "coding_cost_nats": "min",
@@ -61,3 +62,8 @@ def daydream_suite(ctx) -> dict[str, float]:
                                     "Daydreams: encode, z ~ p(z | code), decode, repeat"),
                  ctx.plots / "daydream.png")
     return {}
+
+
+# What a model taking part in the claim declares (`own_metrics`); ACN adds its daydream figure.
+CLAIM_METRICS = OwnMetrics(suites=(claim_suite,), directions=CLAIM_DIRECTIONS, key=CLAIM_KEY_METRICS)
+ACN_METRICS = OwnMetrics(suites=(claim_suite, daydream_suite), directions=CLAIM_DIRECTIONS, key=CLAIM_KEY_METRICS)

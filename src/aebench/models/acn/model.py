@@ -58,7 +58,7 @@ from torch import nn
 from aebench import distributed
 from aebench.models import register
 from aebench.models.acn.coding import chain_coding_cost, gather_from_ranks, nearest_codes
-from aebench.models.acn.eval import CLAIM_DIRECTIONS, CLAIM_KEY_METRICS, claim_suite, daydream_suite
+from aebench.models.acn.eval import ACN_METRICS
 from aebench.models.base import AutoEncoderBase, DataInfo, binarize
 from aebench.models.pixelcnn import DecoderConfig, make_decoder
 
@@ -135,9 +135,7 @@ class PriorNetwork(nn.Module):
 @register("acn")
 class ACN(AutoEncoderBase):
     config_class = ACNConfig
-    eval_suites = (claim_suite, daydream_suite)
-    metric_directions = CLAIM_DIRECTIONS
-    key_metrics = CLAIM_KEY_METRICS
+    own_metrics = ACN_METRICS
 
     def __init__(self, config: ACNConfig, info: DataInfo):
         super().__init__(config, info)

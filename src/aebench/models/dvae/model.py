@@ -69,8 +69,8 @@ from aebench.data.embedding import load_embedding
 from aebench.batching import iterate_batches
 from aebench.errors import UserError
 from aebench.models import register
+from aebench.models.base import AutoEncoderBase, DataInfo, Likelihood, ModelConfig, OwnMetrics
 from aebench.models.dvae.eval import random_walk_suite
-from aebench.models.base import AutoEncoderBase, DataInfo, Likelihood, ModelConfig
 from aebench.nets import mlp
 
 
@@ -130,7 +130,7 @@ def local_covariance(neighbour_codes: torch.Tensor, reg: float, centred: bool) -
 @register("dvae")
 class DVAE(AutoEncoderBase):
     config_class = DVAEConfig
-    eval_suites = (random_walk_suite,)
+    own_metrics = OwnMetrics(suites=(random_walk_suite,))
     needs_diffmap = True  # trains on `data/diffmap/<dataset>/`: its train stage depends on diffmap@<dataset>
 
     def __init__(self, config: DVAEConfig, info: DataInfo):

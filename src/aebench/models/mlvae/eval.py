@@ -1,7 +1,7 @@
 """ML-VAE evaluation: what the content and style codes know about the group, and how
 evidence accumulated over a group sharpens the content (the paper's Section 5 analyses).
 
-`mlvae_suite` is the evaluation suite the model declares (`MLVAE.eval_suites`); the evaluator
+`mlvae_suite` is the evaluation suite the model declares (`MLVAE.own_metrics`); the evaluator
 runs it after the shared suites without knowing its metrics, whose directions and key
 metrics are declared here too.
 
@@ -49,6 +49,7 @@ from torch import nn
 from aebench.evaluation import figures
 from aebench.io import atomic_path
 from aebench.models.mlvae.posterior import group_posterior, lecun_normal_
+from aebench.models.base import OwnMetrics
 from aebench.models.mlvae.sampler import draw_groups
 
 SWAP_MAX_GROUPS = 10
@@ -357,3 +358,6 @@ def save_swap_grids(model, test_x: torch.Tensor, groups: np.ndarray, plots, seed
         fig = mosaic_figure(cells, labels, labels,
                             f"style of the row, content of the column's group ({note})")
         figures.save(fig, plots / name)
+
+
+MLVAE_METRICS = OwnMetrics(suites=(mlvae_suite,), directions=METRIC_DIRECTIONS, key=KEY_METRICS)  # `MLVAE.own_metrics`

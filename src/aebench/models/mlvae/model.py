@@ -35,7 +35,7 @@ groups when the batch size is a multiple of world size x group size.
 `encode(x)` is the single-observation posterior mean [content, style]; `content_dim` and
 `split_code(z)` say where content ends. The group posterior is in `posterior.py`; the model's
 evaluation suite (content/style probes, evidence accumulation curve, held-out groups, swap
-grids) is `eval.py`, declared in `MLVAE.eval_suites`.
+grids) is `eval.py`, declared in `MLVAE.own_metrics`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from torch import nn
 
 from aebench.models import register
 from aebench.models.base import AutoEncoderBase, DataInfo, ModelConfig
-from aebench.models.mlvae.eval import KEY_METRICS, METRIC_DIRECTIONS, mlvae_suite
+from aebench.models.mlvae.eval import MLVAE_METRICS
 from aebench.models.mlvae.posterior import gaussian_kl, group_posterior, lecun_normal_
 from aebench.models.mlvae.sampler import group_batches
 
@@ -118,9 +118,7 @@ class MLVAEConfig(ModelConfig):
 @register("mlvae")
 class MLVAE(AutoEncoderBase):
     config_class = MLVAEConfig
-    eval_suites = (mlvae_suite,)
-    metric_directions = METRIC_DIRECTIONS
-    key_metrics = KEY_METRICS
+    own_metrics = MLVAE_METRICS
 
     def __init__(self, config: MLVAEConfig, info: DataInfo):
         super().__init__(config, info)
