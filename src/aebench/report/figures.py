@@ -35,6 +35,22 @@ class FigureKind:
         return caption(self.name)
 
 
+def _panels(n: int, max_cols: int, panel_size: tuple[float, float]):
+    """A figure of `n` panels in rows of at most `max_cols`, and its first `n` axes (the
+    grid's spare cells hidden)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ncols = min(max_cols, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(panel_size[0] * ncols + 0.4, panel_size[1] * nrows + 0.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.subplots(nrows, ncols, squeeze=False).flat
+    for ax in grid[n:]:
+        ax.set_visible(False)
+    return fig, list(grid[:n])
+
+
 def group_by_kind(models: Sequence) -> list[FigureKind]:
     """PNG figures of a dataset's models grouped by file stem, known kinds first."""
     kinds: dict[str, list[tuple[str, Path]]] = {}
@@ -57,18 +73,10 @@ def render_training_curves(curves: Sequence[tuple[str, object]], dataset: str) -
     curves = [(name, c) for name, c in curves if c is not None]
     if not curves:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    ncols = min(4, len(curves))
-    nrows = math.ceil(len(curves) / ncols)
-    fig = Figure(figsize=(2.6 * ncols + 0.4, 2.1 * nrows + 0.6), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax in axes.flat[len(curves):]:
-        ax.set_visible(False)
-    for ax, (name, curve) in zip(axes.flat, curves):
+    fig, axes = _panels(len(curves), 4, (2.6, 2.1))
+    for ax, (name, curve) in zip(axes, curves):
         ax.plot(curve.epoch, curve.val_loss, color="C0", linewidth=1.6, label="validation")
         if any(math.isfinite(v) for v in curve.train_loss):
             ax.plot(curve.epoch, curve.train_loss, color="C1", linestyle="--", linewidth=1.2, label="train")
@@ -79,7 +87,7 @@ def render_training_curves(curves: Sequence[tuple[str, object]], dataset: str) -
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=8)
         ax.grid(True, alpha=0.3)
-    axes.flat[0].legend(fontsize=7, loc="best")
+    axes[0].legend(fontsize=7, loc="best")
     fig.supxlabel("epoch", fontsize=9)
     fig.supylabel("loss (each model's own objective)", fontsize=9)
     fig.suptitle(f"Training curves: {dataset}", fontsize=11)
@@ -93,21 +101,13 @@ def render_group_curves(series: Sequence, dataset: str, axis: str = "group size"
     a dashed line at a model's chance level where it reports one; PNG bytes, None if none."""
     if not series:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, NullLocator
 
     metrics = list(dict.fromkeys(s.metric for s in series))
     models = list(dict.fromkeys(s.model for s in series))
     colour = {m: f"C{i % 10}" for i, m in enumerate(models)}
-    ncols = min(3, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
-    fig = Figure(figsize=(3.0 * ncols + 0.4, 2.4 * nrows + 0.6), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax in axes.flat[len(metrics):]:
-        ax.set_visible(False)
-    for ax, metric in zip(axes.flat, metrics):
+    fig, axes = _panels(len(metrics), 3, (3.0, 2.4))
+    for ax, metric in zip(axes, metrics):
         sizes: set[int] = set()
         chance_label = "chance"
         for s in (s for s in series if s.metric == metric):
@@ -124,7 +124,7 @@ def render_group_curves(series: Sequence, dataset: str, axis: str = "group size"
         ax.set_title(metric, fontsize=10)
         ax.tick_params(labelsize=8)
         ax.grid(True, alpha=0.3)
-    axes.flat[0].legend(fontsize=7, loc="best")
+    axes[0].legend(fontsize=7, loc="best")
     fig.supxlabel(axis, fontsize=9)
     fig.suptitle(f"Metrics by {axis}: {dataset}", fontsize=11)
     buf = io.BytesIO()

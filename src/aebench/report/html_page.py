@@ -20,7 +20,7 @@ from aebench.report.figures import data_uri, group_by_kind
 from aebench.report.formatting import DIRECTION_WORDS, MISSING, header_label, short, slug
 from aebench.report.suites import CURVE_AXIS, MetricTable, curve_table, split_metrics
 from aebench.report.tables import (CURVE_NOTE, LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE,
-                                   claim_counts, claim_notes, data_table, environment_rows, factors_label,
+                                   claim_counts, claim_notes, data_table, environment_rows, dataset_facts,
                                    left_out_note, metric_rows, paper_side_by_side, run_rows, stage_time_table,
                                    unlisted_note, validation_label)
 
@@ -173,13 +173,8 @@ def figures_by_kind(ds: DatasetResult) -> str:
 def dataset_section(ds: DatasetResult, curve_png: bytes | None, group_png: bytes | None = None) -> str:
     out = [f'<section id="dataset-{_e(slug(ds.name))}">', f"<h2>Dataset: {_e(ds.name)}</h2>"]
     valid_cls = {True: "ok", False: "fail", None: "muted"}[ds.validation]
-    facts = [f'validation <span class="{valid_cls}">{_e(validation_label(ds.validation))}</span>']
-    if ds.n_classes:
-        facts.append(f"{ds.n_classes} classes")
-    if ds.n_factors:
-        facts.append(factors_label(ds.n_factors))
-    if ds.data_hash:
-        facts.append(f"data hash <code>{_e(short(ds.data_hash, 16))}</code>")
+    facts = [f'validation <span class="{valid_cls}">{_e(validation_label(ds.validation))}</span>',
+             *dataset_facts(ds, lambda text: f"<code>{_e(text)}</code>")]
     out.append(f'<p>{" · ".join(facts)}</p>')
     out.append("<h3>Metrics</h3>")
     if not ds.models:

@@ -19,7 +19,7 @@ from aebench.report.figures import group_by_kind
 from aebench.report.formatting import MISSING, header_label, short
 from aebench.report.suites import CURVE_AXIS, MetricTable, curve_table, split_metrics
 from aebench.report.tables import (CURVE_NOTE, LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE,
-                                   claim_counts, claim_notes, data_table, environment_rows, factors_label,
+                                   claim_counts, claim_notes, data_table, environment_rows, dataset_facts,
                                    left_out_note, metric_rows, paper_side_by_side, run_rows, stage_time_table,
                                    unlisted_note, validation_label)
 
@@ -108,13 +108,7 @@ def _figure_grid(items: list[tuple[str, Path]], out_dir: Path, title: str) -> li
 
 
 def _dataset(ds: DatasetResult, out_dir: Path, curve_file: Path | None, group_file: Path | None = None) -> list[str]:
-    facts = [f"validation {validation_label(ds.validation)}"]
-    if ds.n_classes:
-        facts.append(f"{ds.n_classes} classes")
-    if ds.n_factors:
-        facts.append(factors_label(ds.n_factors))
-    if ds.data_hash:
-        facts.append(f"data hash `{short(ds.data_hash, 16)}`")
+    facts = [f"validation {validation_label(ds.validation)}", *dataset_facts(ds, lambda text: f"`{text}`")]
     out = [f"## Dataset: {ds.name}", "", " · ".join(facts), "", "### Metrics", ""]
     if not ds.columns:
         out += [f"{MISSING} no metrics yet.", ""]

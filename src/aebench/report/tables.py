@@ -81,6 +81,19 @@ def factors_label(n: int) -> str:
     return f"{n} generative factor{'s' if n != 1 else ''}"
 
 
+def dataset_facts(ds, code) -> list[str]:
+    """The facts under a dataset's heading after its validation: classes, factors, and the
+    data hash rendered by `code` (a page's own markup for code)."""
+    facts = []
+    if ds.n_classes:
+        facts.append(f"{ds.n_classes} classes")
+    if ds.n_factors:
+        facts.append(factors_label(ds.n_factors))
+    if ds.data_hash:
+        facts.append(f"data hash {code(short(ds.data_hash, 16))}")
+    return facts
+
+
 def data_table(report: Report) -> tuple[list[str], list[list[str]]]:
     rows = [[ds.name, validation_label(ds.validation), format_value(ds.n_classes) if ds.n_classes else MISSING,
              short(ds.data_hash, 16), _trained_on(ds)] for ds in report.datasets]
