@@ -86,12 +86,18 @@ def test_paper_profile_carries_the_papers_settings():
         _, config, train = resolve_model(params, name, path, run=run)
         return config, train
 
-    acai, acai_train = model("acai", "mnist-acai")
-    baseline, baseline_train = model("paper_ae", "mnist-paper_ae")
-    for config, train in ((acai, acai_train), (baseline, baseline_train)):  # brain-research/acai
+    acai, _ = model("acai", "mnist-acai")
+    baseline, _ = model("paper_ae", "mnist-paper_ae")
+    family = ("acai", "paper_ae", "paper_vae", "dropout_ae", "denoising_ae", "aae", "vqvae")  # brain-research/acai
+    for name in family:  # every ACAI baseline of Tables 2-3 on the same nets, learning rate and probe
+        config, train = model(name, f"mnist-{name}")
         assert (config.arch, config.width, config.latent_dim, config.latent_side, config.pad_to) == ("acai", 16, 32, 4, 32)
         assert (train.lr, train.batch_size, train.joint_probe, train.joint_probe_lr) == (1e-4, 64, True, 1e-4)
     assert (acai.advweight, acai.reg) == (0.5, 0.2) and baseline.keep_prob == 1.0
+    assert model("dropout_ae", "mnist-dropout_ae")[0].keep_prob == 0.5
+    assert model("denoising_ae", "mnist-denoising_ae")[0].noise == 1.0
+    vqvae = model("vqvae", "mnist-vqvae")[0]
+    assert (vqvae.z_log_size, vqvae.beta, vqvae.num_latents) == (14, 10.0, 10)
     gwae, gwae_train = model("gwae_gmp", "mnist-gwae_gmp")  # ganmodokix/gwae
     assert (gwae_train.lr, gwae.critic_lr, gwae.critic_steps, gwae.latent_dim, gwae_train.batch_size) == (1e-4, 1e-4, 5, 64, 64)
     for name in ("acn", "vae", "acn_pixelcnn", "vae_pixelcnn"):  # binarised MNIST for both decoders
