@@ -1,9 +1,10 @@
 """Opt-in tooling: a warm interpreter for DVC stages, so that every stage does not pay 2-10 s
 of imports. `AEBENCH_WARM=1` turns it on (`make repro` sets it); otherwise stages run in-process.
 
-`dvc repro` runs every stage as a fresh `python -m aebench.stages <stage>`, and a stage's own
+`dvc repro` runs every stage as a fresh `python stages/<stage>.py`, and a stage's own
 work is often shorter than importing torch, torch._dynamo (the first optimizer imports it),
-MLflow, great-expectations and scikit-learn. So the stage dispatcher (`aebench.stages.__main__`)
+MLflow, great-expectations and scikit-learn. So the stage dispatcher (`aebench.stages.__main__`,
+which those scripts and `python -m aebench.stages` call)
 asks a warm server to run it instead: the server has imported those libraries once and forks
 a child per stage. The child takes the stage's stdin/stdout/stderr (passed over a Unix
 socket), its working directory, environment and argv, runs the module (or script) as

@@ -25,7 +25,7 @@ State that must survive a checkpoint lives in parameters or buffers.
 What a model adds to the evaluation it declares in one class attribute, `own_metrics` (an
 `OwnMetrics`), so that nothing outside its files names its metrics: its evaluation suites
 (functions of the evaluator's context returning metrics, and drawing figures under
-`ctx.plots`) run after the shared ones, "max" or "min" (which is better) for every metric
+`ctx.plots`) run in the evaluator's suite order (`aebench.evaluation.suites.SUITES`), "max" or "min" (which is better) for every metric
 they add, and the few of them `aebench models` shows.
 
 Nets: `encoder_net` and `decoder_net` build `aebench.nets` encoders and decoders from the

@@ -1,6 +1,6 @@
 """The DVC stages, one module each: download, preprocess, diffmap, train, evaluate, report.
 
-dvc.yaml runs `python -m aebench.stages.<stage> --<option> <value> ...`. Each module has a
+dvc.yaml runs `python stages/<stage>.py --<option> <value> ...` (or `python -m aebench.stages <stage> ...`). Each module has a
 `run(...)` that does the stage's work as a plain function of names (tests call it directly)
 and a `main()` that parses the options, sets up logging and turns a `UserError` into one line
 (`stage_main`). Every stage reads params.yaml through `aebench.plan.params_for_stage`, writes
