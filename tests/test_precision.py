@@ -89,10 +89,23 @@ def test_cuda_support_is_read_from_torch(monkeypatch):
     assert not native_bf16("cuda")
 
 
-def test_defaults_and_eval_precision_follows_train():
+def test_defaults_and_eval_precision_can_follow_train():
     assert TrainConfig().precision == "fp32"
-    assert EvalConfig().precision_for(TrainConfig(precision="auto")) == ("auto", "train.precision")
-    assert EvalConfig(precision="fp32").precision_for(TrainConfig(precision="bf16")) == ("fp32", "evaluate.precision")
+    assert EvalConfig().precision_for(TrainConfig(precision="bf16")) == ("fp32", "evaluate.precision")
+    assert EvalConfig(precision="train").precision_for(TrainConfig(precision="auto")) == ("auto", "train.precision")
+
+
+def test_bf16_codes_break_distance_ratio_metrics_which_is_why_evaluation_defaults_to_fp32():
+    """A map that doubles distances has bi-Lipschitz constant 2; rounded to bf16 (8-bit
+    mantissa: steps of 1/16 near 10) close codes coincide and the constant explodes."""
+    import numpy as np
+
+    from aebench.metrics.topology import bilipschitz
+
+    z = np.linspace(10.0, 10.5, 200)[:, None]
+    assert bilipschitz(z, 2 * z, k=5) == pytest.approx(2.0)
+    rounded = torch.from_numpy(z).to(torch.bfloat16).double().numpy()
+    assert bilipschitz(rounded, 2 * z, k=5) > 1e6
 
 
 # -- the autocast context ----------------------------------------------------------------
