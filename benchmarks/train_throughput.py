@@ -114,20 +114,27 @@ def run_bare(model_name: str, x: torch.Tensor, epochs: int, dtype: torch.dtype) 
     return step * BATCH / seconds
 
 
-def run_aebench(model_name: str, x: torch.Tensor, epochs: int, threads: int, root: Path, precision: str) -> float:
-    from aebench import tracking
+def trainer_inputs(x: torch.Tensor, epochs: int, threads: int, precision: str):
+    """The training and validation tensors (256 images) and the TrainConfig the trainer gets:
+    params.yaml's logging and checkpoint intervals, no early stop."""
     from aebench.config import TrainConfig
     from aebench.plan import load_params
-    from aebench.training import train
 
-    model = build(model_name, x)
     n = len(x)
     data = {"x": x, "label": torch.zeros(n, dtype=torch.long), "group": torch.zeros(n, dtype=torch.long),
             "index": torch.arange(n), "pos": torch.arange(n)}
-    val = {k: v[:256] for k, v in data.items()}
     defaults = load_params(REPO / "params.yaml").train
     cfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, patience=epochs, device="cpu", num_threads=threads,
                       log_every=defaults.log_every, checkpoint_seconds=defaults.checkpoint_seconds, precision=precision)
+    return data, {k: v[:256] for k, v in data.items()}, cfg
+
+
+def run_aebench(model_name: str, x: torch.Tensor, epochs: int, threads: int, root: Path, precision: str) -> float:
+    from aebench import tracking
+    from aebench.training import train
+
+    model = build(model_name, x)
+    data, val, cfg = trainer_inputs(x, epochs, threads, precision)
     client = tracking.client(root)  # one throw-away store per benchmark run
     run_id = tracking.start_run(client, "bench", model_name, tags={}, params={}, root=root)
     logger = tracking.RunLogger(client, run_id, background=True)  # as the train stage logs

@@ -27,12 +27,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, pin_threads  # noqa: E402
-from train_throughput import BATCH, DTYPES, LR, build, load_dataset, run_bare  # noqa: E402
+from common import pin_threads  # noqa: E402
+from train_throughput import BATCH, DTYPES, build, load_dataset, run_bare, trainer_inputs  # noqa: E402
 
 from aebench import training  # noqa: E402
-from aebench.config import TrainConfig  # noqa: E402
-from aebench.plan import load_params  # noqa: E402
 
 
 def timed(fn, seconds: dict, label: str):
@@ -64,13 +62,7 @@ def timed_batches(batches, seconds: dict):
 def train_once(model_name: str, x: torch.Tensor, epochs: int, precision: str, seconds: dict | None,
                profiler=None) -> float:
     model = build(model_name, x)
-    n = len(x)
-    data = {"x": x, "label": torch.zeros(n, dtype=torch.long), "group": torch.zeros(n, dtype=torch.long),
-            "index": torch.arange(n), "pos": torch.arange(n)}
-    val = {k: v[:256] for k, v in data.items()}
-    defaults = load_params(REPO / "params.yaml").train
-    cfg = TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, patience=epochs, device="cpu", num_threads=1,
-                      log_every=defaults.log_every, checkpoint_seconds=defaults.checkpoint_seconds, precision=precision)
+    data, val, cfg = trainer_inputs(x, epochs, 1, precision)
     log_fn = lambda metrics, step: None  # noqa: E731  (logging is timed apart: MLflow is not the loop)
     patches = contextlib.ExitStack()
     if seconds is not None:
