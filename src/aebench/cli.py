@@ -50,7 +50,7 @@ def _sample(args) -> None:
     import mlflow
     import torch
 
-    from aebench.evaluation import figures
+    from aebench import figures
     from aebench.models import load_checkpoint
     from aebench.tracking import client, registered_name
 

@@ -6,9 +6,8 @@
   properties (reconstructions, the negative ELBO, the model's samples);
 - `suites.py`: the shared suites, in the order they run; a model's own suites are declared
   on the model (`own_metrics`) and run by `model_suite`;
-- `figures.py`: the PNG figures (also drawn by the models' own suites);
 - `directions.py`: which way is better for every metric key, and the key metrics.
 
-This package's `__init__` imports nothing, so that a model's suite can import `figures`
-without loading the evaluator.
+The figures are `aebench.figures`, a leaf below the models, which the models' own suites
+draw with too.
 """

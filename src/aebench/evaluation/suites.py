@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from aebench.batching import iterate_batches
-from aebench.evaluation import figures
+from aebench import figures
 from aebench.evaluation.context import EvalContext, decode_paper_range
 from aebench.io import atomic_path
 from aebench.metrics.disentanglement import dci, mig

@@ -24,7 +24,7 @@ from aebench.data.embedding import COLUMN_PREFIX, FIGURE_FILE, INFO_FILE, write_
 from aebench.data.parquet import data_hash, read_splits
 from aebench.diffmap import fit_diffusion_map, nystrom
 from aebench.errors import UserError
-from aebench.evaluation import figures
+from aebench import figures
 from aebench.io import write_json_atomic
 from aebench.plan import params_for_stage
 from aebench.stages import stage_main

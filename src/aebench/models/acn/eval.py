@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from aebench.evaluation import figures
+from aebench import figures
 from aebench.metrics.representation import knn_acc
 from aebench.models.base import OwnMetrics
 

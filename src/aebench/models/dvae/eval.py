@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from aebench.evaluation import figures
+from aebench import figures
 
 
 def random_walk_suite(ctx) -> dict[str, float]:

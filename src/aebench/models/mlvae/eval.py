@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aebench.evaluation import figures
+from aebench import figures
 from aebench.io import atomic_path
 from aebench.models.mlvae.posterior import group_posterior, lecun_normal_
 from aebench.models.base import OwnMetrics

@@ -1,7 +1,8 @@
-"""The evaluation's figures, as PNG files: image grids, 2-D code maps, ROC curves.
+"""The figures of evaluation, the diffusion-map stage and `aebench sample`, as PNG files:
+image grids, 2-D code maps, ROC curves.
 
-A leaf module (matplotlib and `aebench.io` only), so the evaluation suites models declare
-can draw with it too. matplotlib is imported on the first figure (`pyplot`), not with this
+A leaf module (matplotlib and `aebench.io` only) below the models, so the evaluation suites
+models declare draw with it as the shared suites do. matplotlib is imported on the first figure (`pyplot`), not with this
 module, so that importing a model never loads it.
 """
 
