@@ -96,7 +96,10 @@ def main() -> None:
              f"- claims whose status the seed changes: {', '.join(f'{c} ({a} -> {b})' for c, (a, b) in summary['claims_changed_by_seed'].items()) or 'none'}",
              f"- training seconds summed over runs: {train_s}",
              f"- `dvc repro` wall seconds: {wall or 'not given'}", "",
-             "Largest bf16 changes relative to the seed change:", "",
+             "The seconds are those of whole pipeline runs, one after another on a shared machine: they are "
+             "not a speed comparison (benchmarks/train_throughput.py interleaves fp32 and bf16 for that).", "",
+             "Largest bf16 changes relative to the seed change (a discrete metric the seed left unchanged "
+             "gives a very large ratio for any change):", "",
              "| run | quantity | fp32 | bf16 | fp32 seed 1 | bf16 change / seed change |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['run']} | {r['quantity']} | {r['fp32']:.4g} | {r['bf16']:.4g} | {r['fp32_seed1']:.4g} | "
               f"{abs(r['bf16_change']) / max(abs(r['seed_change']), 1e-12):.3g} |" for r in worst]
