@@ -72,7 +72,11 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["wall_seconds"] == 5.0 and len(provenance["commit"]) == 40
     assert [r["wall_seconds"] for r in provenance["runs"]] == [12.3, 5.0]
-    assert {"date", "machine", "gpu"} <= set(provenance)
+    assert {"date", "machine", "gpu"} <= set(provenance) and "report" not in provenance
+    collect(tree, out, profile, None, report_commit="abc1234")  # a re-rendered report logs no run
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert [r["wall_seconds"] for r in provenance["runs"]] == [12.3, 5.0] and provenance["wall_seconds"] == 5.0
+    assert provenance["report"]["commit"] == "abc1234"
 
 
 def test_paper_profile_carries_the_papers_settings():

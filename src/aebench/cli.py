@@ -5,7 +5,7 @@
     aebench sample <dataset> <model> [--alias champion] -n 64 -o grid.png   samples of a registered version
     aebench ui [--port N]                              the MLflow UI on the project's store
     aebench check [PARAMS]                             validate params.yaml (or a profile) and list what would run
-    aebench profile <name>                             run profiles/<name>.yaml as its own DVC workspace, results in results/<name>/
+    aebench profile <name> [--report-only]             run profiles/<name>.yaml as its own DVC workspace, results in results/<name>/
 """
 
 from __future__ import annotations
@@ -120,10 +120,10 @@ def _check(args) -> None:
 def _profile(args) -> None:
     from aebench.paths import repo_root
     from aebench.errors import setup_logging
-    from aebench.profiles import run_profile
+    from aebench.profiles import rerender, run_profile
 
     setup_logging()
-    print(f"results in {run_profile(args.name, repo_root())}")
+    print(f"results in {(rerender if args.report_only else run_profile)(args.name, repo_root())}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_check)
     p = sub.add_parser("profile", help="run profiles/<name>.yaml as its own DVC workspace; results in results/<name>/")
     p.add_argument("name", help="e.g. paper")
+    p.add_argument("--report-only", action="store_true",
+                   help="re-render the last run's report with this checkout's report code; nothing retrains")
     p.set_defaults(func=_profile)
     return parser
 

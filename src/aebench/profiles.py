@@ -109,8 +109,10 @@ def run_dvc(tree: Path) -> float:
     return seconds
 
 
-def collect(tree: Path, out: Path, profile: Path, seconds: float) -> None:
-    """Copy the small results a reader needs from the worktree into `out`."""
+def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_commit: str | None = None) -> None:
+    """Copy the small results a reader needs from the worktree into `out`. `seconds` is this
+    `dvc repro`'s wall time, logged as a run; None with `report_commit` for a report
+    re-rendered from the same runs (`rerender`), which logs no run."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -132,15 +134,20 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     shutil.copy2(profile, out / "params.yaml")
-    runs = _record_run(tree, seconds)
-    write_json_atomic(out / "provenance.json", {
+    runs = _record_run(tree, seconds) if seconds is not None else json.loads((tree / RUN_LOG).read_text())
+    provenance = {
         "commit": runs[-1]["commit"],
         "date": runs[-1]["date"],
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_cpu_name()}",
         "gpu": _gpu_name(),
-        "wall_seconds": round(seconds, 1),
+        "wall_seconds": runs[-1]["wall_seconds"],
         "runs": runs,  # every `dvc repro` of this worktree: a resumed run reruns only what changed
-    })
+    }
+    if report_commit:
+        provenance["report"] = {"commit": report_commit, "date": datetime.now(timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"), "note": "the report (claims, their explanations, tables) re-rendered from the "
+                                          "runs above with the report code of this commit; nothing retrained"}
+    write_json_atomic(out / "provenance.json", provenance)
 
 
 def _record_run(tree: Path, seconds: float) -> list[dict]:
@@ -167,6 +174,22 @@ def _gpu_name() -> str | None:
     import torch
 
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def rerender(name: str, root: Path) -> Path:
+    """Re-render the report of profile `name`'s last run with this checkout's report code (a
+    claim's explanation or the report's layout changed; the runs did not) and collect it."""
+    tree = root / WORKTREES / name
+    if not (tree / RUN_LOG).is_file():
+        raise UserError(f"profile `{name}` has no finished run in {tree}: run `aebench profile {name}` first")
+    env = dict(os.environ, PYTHONPATH=str(root / "src"))
+    env.pop("AEBENCH_ROOT", None)
+    done = subprocess.run([sys.executable, "-m", "aebench.stages", "report"], cwd=tree, env=env)
+    if done.returncode != 0:
+        raise UserError(f"the report stage in {tree} failed (exit {done.returncode}): see its message above")
+    out = root / RESULTS / name
+    collect(tree, out, profile_path(name, root), None, report_commit=_git(root, "rev-parse", "HEAD"))
+    return out
 
 
 def run_profile(name: str, root: Path) -> Path:
