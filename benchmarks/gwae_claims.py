@@ -1,4 +1,4 @@
-"""Reproduce the GWAE paper's claims at CPU scale (issue 9): not a test, an experiment.
+"""Reproduce the GWAE paper's claims at CPU scale: not a test, an experiment.
 
     python benchmarks/gwae_claims.py --root /tmp/gwae --dataset shapes --models vae gwae_fnp --steps 800
     python benchmarks/gwae_claims.py --root /tmp/gwae --dataset digits --models vae gwae_gmp --steps 1500

@@ -9,7 +9,8 @@ It prints two tables:
   backward, optimiser), batch assembly (`model.batches`), validation, resume checkpoints,
   metric logging, and the rest (the loop itself: progress bar, NaN guard, float conversions),
   each in seconds and as a share of the call, beside the bare loop's seconds for the same
-  steps;
+  steps. Logging is the MLflow `RunLogger` the train stage uses (a throw-away store), its
+  final flush included, as `train_throughput.py` times it;
 - torch.profiler's operators by self CPU time over the same call (profiled separately, since
   the profiler slows small operators down).
 """
@@ -63,7 +64,13 @@ def train_once(model_name: str, x: torch.Tensor, epochs: int, precision: str, se
                profiler=None) -> float:
     model = build(model_name, x)
     data, val, cfg = trainer_inputs(x, epochs, 1, precision)
-    log_fn = lambda metrics, step: None  # noqa: E731  (logging is timed apart: MLflow is not the loop)
+    from aebench import tracking
+
+    root = Path(tempfile.mkdtemp())
+    client = tracking.client(root)
+    logger = tracking.RunLogger(client, tracking.start_run(client, "profile", model_name, tags={}, params={},
+                                                           root=root), background=True)
+    log_fn = logger
     patches = contextlib.ExitStack()
     if seconds is not None:
         model.train_step = timed(model.train_step, seconds, "train_step")
@@ -73,10 +80,12 @@ def train_once(model_name: str, x: torch.Tensor, epochs: int, precision: str, se
             setattr(training, name, timed(original, seconds, label))
             patches.callback(setattr, training, name, original)
         log_fn = timed(log_fn, seconds, "logging")
+        logger.flush = timed(logger.flush, seconds, "logging")
     with patches, tempfile.TemporaryDirectory() as tmp, (profiler or contextlib.nullcontext()):
         t0 = time.perf_counter()
         training.train(model, data, val, cfg, resume_path=Path(tmp) / "resume.pt", fingerprint="profile",
                        log_fn=log_fn)
+        logger.flush()
         return time.perf_counter() - t0
 
 
