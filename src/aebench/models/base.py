@@ -49,7 +49,7 @@ from torch import nn
 
 from aebench.batching import iterate_batches
 from aebench.config import Strict
-from aebench.nets import Arch, build_decoder, build_encoder
+from aebench.nets import build_decoder, build_encoder
 
 Suite = Callable[[Any], dict[str, float]]  # an evaluation suite: the evaluator's context -> metrics
 

@@ -15,7 +15,6 @@ A model taking part provides `claim_costs(ctx) -> (coding, reconstruction, total
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from aebench import figures
