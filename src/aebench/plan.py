@@ -64,7 +64,7 @@ def check_names(params: Params, dataset: str, model: str | None = None) -> None:
 
 def needs_diffmap(params: Params, model_name: str) -> bool:
     """Whether the model's class declares that it trains on the diffusion map."""
-    return bool(getattr(model_class(model_type_of(params, model_name)), "needs_diffmap", False))
+    return model_class(model_type_of(params, model_name)).needs_diffmap
 
 
 def train_stage(params: Params, run: str) -> str:

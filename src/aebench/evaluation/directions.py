@@ -1,13 +1,13 @@
 """Which way is better for every key of `metrics.json`, and which keys are the key metrics.
 
 `DIRECTIONS` joins, in this order, the shared suites' metrics (`aebench.metrics.DIRECTIONS`),
-the metrics every registered model declares for its own suites (`metric_directions`, models
-in name order) and the evaluator's timings. The report marks the best model per column with
-it and `aebench promote` decides whether a new version beats the champion. `key_metrics()`
-is what `aebench models` shows: the shared `KEY_METRICS` and the models' `key_metrics`.
+the metrics every registered model declares for its own suites (`own_metrics.directions`,
+models in name order) and the evaluator's timings. The report marks the best model per
+column with it and `aebench promote` decides whether a new version beats the champion.
+`key_metrics()` is what `aebench models` shows: the shared `KEY_METRICS` and the models'.
 
-This module imports no model: `DIRECTIONS` is filled on first use, so the report, which
-reads it, does not load torch.
+This module imports no model: `DIRECTIONS` is joined on its first lookup, so importing it
+(the report, the CLI) does not load torch until a direction is needed.
 """
 
 from __future__ import annotations

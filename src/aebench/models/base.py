@@ -148,6 +148,7 @@ class AutoEncoderBase(nn.Module, metaclass=abc.ABCMeta):
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     own_metrics: ClassVar[OwnMetrics] = OwnMetrics()
+    needs_diffmap: ClassVar[bool] = False  # trains on data/diffmap/<dataset>/ (aebench.plan: its stage depends on it)
 
     def __init__(self, config: ModelConfig, info: DataInfo):
         super().__init__()
