@@ -39,6 +39,8 @@ def test_repo_params_are_valid():
     (lambda p: p["data"].update(val_fraction=1.5), "data.val_fraction"),
     (lambda p: p["runs"].update(x={"dataset": "digits", "model": "ae"}), "runs"),
     (lambda p: p["runs"]["digits-vae"].update(train={"epoch": 2}), "runs.digits-vae.train.epoch"),
+    (lambda p: p["runs"]["digits-vae"].update(config={"latent_dim": 0}), "runs.digits-vae.config.latent_dim"),
+    (lambda p: p["runs"]["digits-vae"].update(config={"betta": 2.0}), "runs.digits-vae.config.betta"),
 ])
 def test_bad_values_name_the_key(tmp_path, mutate, key):
     data = repo_params()
@@ -75,6 +77,17 @@ def test_a_runs_train_override_applies_to_that_run_only(tmp_path):
     assert train.epochs == 2 and train.lr == 0.002  # the run's key wins, the model's others stay
     assert resolve_model(params, "vae", run="loop-vae")[2].epochs == 7
     assert resolve_model(params, "vae")[2].epochs == 7
+
+
+def test_a_runs_model_config_applies_to_that_run_only(tmp_path):
+    data = repo_params()
+    data["model"]["vae"].update(latent_dim=5, beta=2.0)
+    data["runs"]["digits-vae"]["config"] = {"latent_dim": 9}
+    params = load_params(write(tmp_path, data))
+    config = resolve_model(params, "vae", run="digits-vae")[1]
+    assert config.latent_dim == 9 and config.beta == 2.0  # the run's key wins, the model's others stay
+    assert resolve_model(params, "vae", run="loop-vae")[1].latent_dim == 5
+    assert resolve_model(params, "vae")[1].latent_dim == 5
 
 
 def test_invalid_yaml_and_missing_file(tmp_path):

@@ -49,7 +49,7 @@ def test_gaussian_nll():
     assert gaussian_nll(np.array([[3.0, 0.0]]))[0] == pytest.approx(4.5 + math.log(2 * math.pi))
 
 
-def _ctx(model, x_in, x_out, tmp_path):
+def _ctx(model, x_in, x_out, tmp_path, kind="vector"):
     with torch.no_grad():
         z_test = model.encode(x_in).double().numpy()  # the evaluator's test codes
         neg_elbo = None  # the likelihood suite's, as the evaluator's context shares it
@@ -58,6 +58,7 @@ def _ctx(model, x_in, x_out, tmp_path):
                 torch.manual_seed(0)
                 neg_elbo = model.neg_elbo(x_in)
     return SimpleNamespace(model=model, test_x=x_in, z_test=z_test, seed=0, plots=tmp_path / "plots",
+                           test=SimpleNamespace(kind=kind),
                            neg_elbo_test=neg_elbo, ood=None if x_out is None else OodSet("toy", x_out))
 
 
@@ -82,12 +83,12 @@ def test_suite_scores_and_files(tmp_path):
     assert ood_suite(_ctx(_Shift(), x_in, x_out, tmp_path)) == {"ood_auroc": 1.0}
     assert (tmp_path / "plots" / "roc.png").stat().st_size > 0
     rows = list(csv.reader((tmp_path / "plots" / "roc.csv").open()))
-    assert rows[0] == ["score", "fpr", "tpr", "threshold"] and rows[1] == ["-log N(encode(x); 0, I)", "0", "0", "inf"]
+    assert rows[0] == ["score", "fpr", "tpr", "threshold"] and rows[1] == ["-log N(encode(x); 0, I) vs toy", "0", "0", "inf"]
 
     info = DataInfo((1, 8, 8), "image", 10, 100)
     vae = build_model("vae", {"latent_dim": 3, "width": 8}, info).eval()
-    out = ood_suite(_ctx(vae, x_in, x_out, tmp_path))
-    assert set(out) == {"ood_auroc", "ood_auroc_neg_elbo"}
+    out = ood_suite(_ctx(vae, x_in, x_out, tmp_path, kind="image"))
+    assert set(out) == {"ood_auroc", "ood_auroc_neg_elbo", "ood_auroc_flipped", "ood_auroc_neg_elbo_flipped"}
     gwae = build_model("gwae", {"latent_dim": 3, "width": 8, "critic_hidden": 16}, info).eval()
     out = ood_suite(_ctx(gwae, x_in, x_out, tmp_path))
     with torch.no_grad():
@@ -98,3 +99,16 @@ def test_suite_scores_and_files(tmp_path):
     assert "score_ood" in (tmp_path / "plots" / "roc.csv").read_text()
     with pytest.raises(ValueError, match="same shape"):
         ood_suite(_ctx(vae, x_in, torch.rand(5, 1, 4, 4), tmp_path))
+
+
+def test_flipped_companion_removes_the_brightness_cue(tmp_path):
+    """A companion that is the test set with its polarity flipped: brightness separates it
+    perfectly, and flipped back it is the test set itself, so its AUROC is exactly chance."""
+    torch.manual_seed(0)
+    x_in = torch.randint(0, 3, (50, 1, 8, 8)) / 8.0  # dyadic: 1 - (1 - x) == x exactly
+    out = ood_suite(_ctx(_Shift(), x_in, 1.0 - x_in, tmp_path, kind="image"))
+    assert out == {"ood_auroc": 1.0, "ood_auroc_flipped": 0.5}
+    labels = {row[0] for row in csv.reader((tmp_path / "plots" / "roc.csv").open())}
+    assert labels == {"score", "-log N(encode(x); 0, I) vs toy", "-log N(encode(x); 0, I) vs toy, flipped"}
+    # vectors have no polarity: no flipped key
+    assert set(ood_suite(_ctx(_Shift(), x_in.flatten(1), 1.0 - x_in.flatten(1), tmp_path))) == {"ood_auroc"}

@@ -98,6 +98,9 @@ def test_paper_profile_carries_the_papers_settings():
         assert (config.arch, config.width, config.latent_dim, config.latent_side, config.pad_to) == ("acai", 16, 32, 4, 32)
         assert (train.lr, train.batch_size, train.joint_probe, train.joint_probe_lr) == (1e-4, 64, True, 1e-4)
     assert (acai.advweight, acai.reg) == (0.5, 0.2) and baseline.keep_prob == 1.0
+    for name in ("acai", "paper_ae"):  # Table 1: 32x32 lines (no padding), latent 2x2x16
+        config, train = model(name, f"lines-{name}")
+        assert (config.width, config.latent_dim, config.latent_side, config.pad_to, train.lr) == (16, 64, 2, None, 1e-4)
     assert model("dropout_ae", "mnist-dropout_ae")[0].keep_prob == 0.5
     assert model("denoising_ae", "mnist-denoising_ae")[0].noise == 1.0
     vqvae = model("vqvae", "mnist-vqvae")[0]
@@ -114,5 +117,9 @@ def test_paper_profile_carries_the_papers_settings():
     dvae, dvae_train = model("dvae", "loop-dvae")  # lihenryhfl/SpectralVAEGAN
     assert (dvae.local_cov, dvae.recon_loss, dvae.walk_seeds, dvae_train.lr) == ("uncentred", "mse", "test_data", 1e-3)
     assert all(params.data.options[d].variant == "paper" for d in ("loop", "sphere", "torus"))
+    for manifold in ("loop", "sphere", "torus"):  # the full batch, the VAE the same steps
+        n_train = round(params.data.options[manifold].n * (1 - params.data.val_fraction - params.data.test_fraction))
+        trains = [model(name, f"{manifold}-{name}")[1] for name in ("dvae", "vae")]
+        assert [(t.batch_size, t.epochs, t.max_steps_per_epoch) for t in trains] == [(n_train, 400, None)] * 2
     assert params.data.options["omniglot"].invert is False and params.evaluate.ood_companion == {"mnist": "omniglot"}
     assert params.evaluate.gw_reference == "train" and params.data.mirror == "../shared/data"

@@ -108,8 +108,9 @@ def _check(args) -> None:
         model_type, config, train = resolve_model(params, name, path)
         print(f"{name}: type {model_type}, {config.model_dump()}, epochs {train.epochs}")
     for key, run in params.runs.items():
-        _, _, train = resolve_model(params, run.model, path, run=key)
-        print(f"run {key}" + (f": epochs {train.epochs}, max_steps_per_epoch {train.max_steps_per_epoch}" if run.train else ""))
+        _, config, train = resolve_model(params, run.model, path, run=key)
+        print(f"run {key}" + (f": epochs {train.epochs}, max_steps_per_epoch {train.max_steps_per_epoch}" if run.train else "")
+              + (f"; {', '.join(f'{k} {getattr(config, k)}' for k in run.config)}" if run.config else ""))
     for warning in incomplete_sections(params, config_class):  # valid, but -S cannot set what is left out
         print(f"{path}: warning: {warning}", file=sys.stderr)
     if not args.params:  # the repository's own params.yaml: dvc.yaml's stage lists come from plan.yaml

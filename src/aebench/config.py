@@ -196,6 +196,9 @@ class Run(Strict):
     dataset: str
     model: str
     train: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="model keys for this run only, over `model.<name>` (e.g. the latent "
+        "size a paper uses on this dataset)")
 
 
 class Params(Strict):
@@ -328,7 +331,8 @@ def _flow(value: Any) -> str:
 def resolve_section(params: Params, name: str, config_class: Callable[[str], type[BaseModel]],
                     known_types: Callable[[], list[str]], path: Path | str = "params.yaml", run: str | None = None):
     """The validated config of model `name` and its effective TrainConfig: the global `train`
-    section, then `model.<name>.train`, then (given a run key) `runs.<run>.train`.
+    section, then `model.<name>.train`, then (given a run key) `runs.<run>.train`; the model's
+    keys are `model.<name>`'s, then (given a run key) `runs.<run>.config`'s.
     `config_class(type)` is the model registry's lookup (KeyError for an unknown type).
 
     Returns (model_type, config, train_config); errors name `model.<name>.<key>`.
@@ -346,6 +350,11 @@ def resolve_section(params: Params, name: str, config_class: Callable[[str], typ
         config = cls.model_validate(dict(section.model_extra or {}))
     except ValidationError as exc:
         raise UserError(_format_error(path, exc, prefix=f"model.{name}.")) from None
+    if run is not None and params.runs[run].config:
+        try:
+            config = cls.model_validate({**config.model_dump(), **params.runs[run].config})
+        except ValidationError as exc:
+            raise UserError(_format_error(path, exc, prefix=f"runs.{run}.config.")) from None
     try:
         train = TrainConfig.model_validate({**params.train.model_dump(), **section.train})
     except ValidationError as exc:

@@ -87,9 +87,9 @@ def code_map(codes: np.ndarray, colour: np.ndarray, title: str, colour_name: str
 
 def roc_figure(curves: list[tuple], name: str):
     """ROC curves `(label, fpr, tpr, thresholds, auroc)` of OoD detection against `name`."""
-    fig, ax = pyplot().subplots(figsize=(4.5, 4))
+    fig, ax = pyplot().subplots(figsize=(5, 4.5))
     for label, fpr, tpr, _, area in curves:
-        ax.plot(fpr, tpr, label=f"{label} (AUROC {area:.3f})")
+        ax.plot(fpr, tpr, linestyle=":" if "flipped" in label else "-", label=f"{label} (AUROC {area:.3f})")
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
     ax.set_xlabel("false positive rate (in-distribution flagged)")
     ax.set_ylabel("true positive rate (OoD flagged)")

@@ -209,8 +209,14 @@ def ood_suite(ctx: EvalContext) -> dict[str, float]:
     - otherwise -log N(z; 0, I) at the encoded mean z = encode(x) (the authors' score for
       every other model; for models whose prior is not N(0, I), e.g. a plain AE, it is still a
       distance-from-origin score and says how atypical the code is);
-    and, for models with a likelihood, also by the negative ELBO. Writes `roc.png` (both
-    curves) and `roc.csv` (score, fpr, tpr, threshold) under `ctx.plots`."""
+    and, for models with a likelihood, also by the negative ELBO.
+
+    For images the same scores are also taken against the companion with its polarity
+    flipped (x -> 1 - x), keys ending in `_flipped`: the same shapes without the brightness
+    cue. A companion whose mean brightness differs from the data's (Omniglot's dark strokes
+    on white against MNIST's white on black) is separated by brightness alone; the flipped
+    AUROC says whether a score sees more than that. Writes `roc.png` (every curve) and
+    `roc.csv` (score, fpr, tpr, threshold) under `ctx.plots`."""
     if ctx.ood is None:
         return {}
     name, x_out = ctx.ood.name, ctx.ood.x
@@ -220,17 +226,21 @@ def ood_suite(ctx: EvalContext) -> dict[str, float]:
                          f"{tuple(x_in.shape[1:])}: pair datasets of the same shape (for mnist and omniglot, set "
                          "the same `data.options.<dataset>.size` and `channels` for both in params.yaml)")
     x_out = _balanced(x_in, x_out.to(x_in.device), ctx.seed)
-    curves, out = [], {}
     score_name, s_in = _ood_scores(ctx.model, x_in, codes=ctx.z_test)
-    s_out = _ood_scores(ctx.model, x_out)[1]
-    out["ood_auroc"] = auroc(s_in, s_out)
-    curves.append((score_name, *roc_curve(s_in, s_out), out["ood_auroc"]))
-    if ctx.neg_elbo_test is not None:  # the likelihood suite's, same seed and batches
-        e_in = ctx.neg_elbo_test.double().numpy()
-        e_out = _neg_elbo(ctx.model, x_out, ctx.seed)
-        out["ood_auroc_neg_elbo"] = auroc(e_in, e_out)
-        curves.append(("negative ELBO", *roc_curve(e_in, e_out), out["ood_auroc_neg_elbo"]))
-    log.info("OoD vs %s: %s", name, ", ".join(f"{c[0]} AUROC {c[-1]:.4f}" for c in curves))
+    e_in = None if ctx.neg_elbo_test is None else ctx.neg_elbo_test.double().numpy()  # the likelihood suite's
+    companions = [("", name, x_out)]
+    if ctx.test.kind == "image":
+        companions.append(("_flipped", f"{name}, flipped", 1.0 - x_out))
+    curves, out = [], {}
+    for suffix, label, x in companions:
+        s_out = _ood_scores(ctx.model, x)[1]
+        out["ood_auroc" + suffix] = auroc(s_in, s_out)
+        curves.append((f"{score_name} vs {label}", *roc_curve(s_in, s_out), out["ood_auroc" + suffix]))
+        if e_in is not None:
+            e_out = _neg_elbo(ctx.model, x, ctx.seed)
+            out["ood_auroc_neg_elbo" + suffix] = auroc(e_in, e_out)
+            curves.append((f"negative ELBO vs {label}", *roc_curve(e_in, e_out), out["ood_auroc_neg_elbo" + suffix]))
+    log.info("OoD: %s", ", ".join(f"{c[0]} AUROC {c[-1]:.4f}" for c in curves))
     _write_roc(curves, ctx, name)
     return out
 
