@@ -8,13 +8,14 @@ import math
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from report_fake_tree import write_parquet_meta
 
 from aebench.errors import UserError
 from aebench.evaluation.directions import DIRECTIONS
-from aebench.report.claims import (CLAIMS_FILE, HELD, NOT_HELD, NOT_RUN, TRAITS, Budget, Check, Claim, RunData,
-                                   claims_json, evaluate_claim, evaluate_claims, load_claims, read_traits)
+from aebench.report.claims import (CLAIMS_FILE, HELD, NOT_HELD, NOT_RUN, TRAITS, Budget, Check, Claim, PaperFigure,
+                                   RunData, claims_json, evaluate_claim, evaluate_claims, load_claims, read_traits)
 
 
 def run_data(metrics: dict[tuple[str, str], dict | None], datasets=("d",), models=None, n_classes=None,
@@ -252,6 +253,27 @@ def test_budget_note_explanation_and_paper_figures_follow_the_row():
     assert [f.value for f in mnist.paper_figures] == [0.98] and svhn.paper_figures == []
     assert svhn.explanation == "as in the paper"
     assert svhn.budget_note == "unequal: a 3,200, b 6,400 samples (a's critic makes extra passes)"
+
+
+def test_paper_side_by_side_shows_numbers_or_words_and_the_budget_ratio():
+    from aebench.report.tables import paper_side_by_side
+
+    c = claim(ACC, paper_figures=[
+        {"dataset": "mnist", "model": "a", "metric": "knn_acc", "value": 0.98, "setting": "MNIST", "samples": 64000,
+         "source": "Table 2"},
+        {"dataset": "mnist", "model": "b", "metric": "knn_acc", "reported": "near-perfect (ROC curves)",
+         "setting": "MNIST 64x64", "source": "Fig. 4"}])
+    budgets = {("mnist", "a"): Budget(100, 64, 6400, 3.0), ("mnist", "b"): Budget(100, 64, 6400, 2.0)}
+    rows = evaluate_claim(c, run_data({("mnist", "a"): {"knn_acc": 0.9}, ("mnist", "b"): {"knn_acc": 0.5}},
+                                      datasets=["mnist"], budgets=budgets))
+    headers, body = paper_side_by_side(rows)["P"]
+    assert headers[2:4] == ["Paper", "Ours"]
+    assert body[0][:4] == ["a", "knn_acc", "0.980", "0.900"] and body[0][-1] == "0.1×"
+    assert body[1][:4] == ["b", "knn_acc", "near-perfect (ROC curves)", "0.500"] and body[1][-1] == "—"
+    for both_or_neither in ({"value": 0.5, "reported": "high"}, {}):
+        with pytest.raises(ValidationError, match="either `value` or `reported`"):
+            PaperFigure.model_validate({"dataset": "d", "model": "a", "metric": "m", "setting": "s", "source": "t",
+                                        **both_or_neither})
 
 
 def test_claims_json_rows_have_the_documented_schema():

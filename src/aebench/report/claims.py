@@ -95,17 +95,26 @@ Trait = Literal["labels", "images", "points", "factors", "ood", "manifold", "lin
 
 
 class PaperFigure(BaseModel):
-    """A number the paper reports, to stand beside ours for the dataset that plays its data."""
+    """What the paper reports for one model and metric, to stand beside ours for the dataset
+    that plays its data: a number (`value`) or, where the paper gives none that could be
+    sourced (a figure's curves, a sentence), `reported`, in words."""
 
     model_config = ConfigDict(extra="forbid")
 
     dataset: str  # ours: the dataset whose row this figure belongs to
     model: str
     metric: str
-    value: float
+    value: Optional[float] = None
+    reported: Optional[str] = None  # the paper's result in words, where it gives no number
     setting: str  # the paper's data, resolution and budget, in words
     samples: Optional[float] = None  # training samples the paper's model saw, when known
     source: str  # where in the paper (table / figure / text)
+
+    @model_validator(mode="after")
+    def _number_or_words(self) -> "PaperFigure":
+        if (self.value is None) == (self.reported is None):
+            raise ValueError(f"paper figure {self.model}/{self.metric}: give either `value` or `reported`")
+        return self
 
 
 class Explanation(BaseModel):

@@ -176,8 +176,9 @@ def _our_setting(dataset: str, budget: Any) -> str:
 
 
 def paper_side_by_side(rows: list[ClaimResult]) -> dict[str, tuple[list[str], list[list[str]]]]:
-    """Per paper, the paper's figures beside ours: model, metric, both values, the setting of
-    each, and our training samples as a multiple of the paper's (where the paper says)."""
+    """Per paper, the paper's figures beside ours: model, metric, both values (the paper's in
+    words where it reports no number), the setting of each, and our training samples as a
+    multiple of the paper's (where the paper says)."""
     tables: dict[str, list[list[str]]] = {}
     for row in rows:
         for fig in row.paper_figures:
@@ -187,7 +188,7 @@ def paper_side_by_side(rows: list[ClaimResult]) -> dict[str, tuple[list[str], li
             if fig.samples and budget is not None and budget.samples_seen:
                 ratio = f"{budget.samples_seen / fig.samples:.3g}×"
             tables.setdefault(row.claim.paper, []).append([
-                fig.model, fig.metric, format_value(fig.value, fig.metric), format_value(ours, fig.metric),
+                fig.model, fig.metric, fig.reported or format_value(fig.value, fig.metric), format_value(ours, fig.metric),
                 f"{fig.setting} ({fig.source})", _our_setting(row.dataset or MISSING, budget), ratio])
     headers = ["Model", "Metric", "Paper", "Ours", "Paper's setting", "Our setting", "Our samples / paper's"]
     return {paper: (headers, body) for paper, body in tables.items()}
