@@ -328,6 +328,22 @@ def _flow(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 20).removesuffix("...\n").strip()
 
 
+def _layered(cls: type[BaseModel], path: Path | str, base: dict, *layers: tuple[dict, str]) -> BaseModel:
+    """`cls` validated from `base` updated by each layer's keys in turn; a layer that fails
+    names its keys with the layer's prefix (`model.vae.`, `runs.<run>.train.`). The first layer
+    is always validated, an empty later one adds nothing."""
+    merged, value = dict(base), None
+    for keys, prefix in layers:
+        if value is not None and not keys:
+            continue
+        merged.update(keys)
+        try:
+            value = cls.model_validate(merged)
+        except ValidationError as exc:
+            raise UserError(_format_error(path, exc, prefix=prefix)) from None
+    return value
+
+
 def resolve_section(params: Params, name: str, config_class: Callable[[str], type[BaseModel]],
                     known_types: Callable[[], list[str]], path: Path | str = "params.yaml", run: str | None = None):
     """The validated config of model `name` and its effective TrainConfig: the global `train`
@@ -346,22 +362,9 @@ def resolve_section(params: Params, name: str, config_class: Callable[[str], typ
             f"{path}: model `{name}` has unknown type `{model_type}`; known types: {', '.join(known_types())}"
             f" (add a `model.{name}.type` key or fix `models`)"
         ) from None
-    try:
-        config = cls.model_validate(dict(section.model_extra or {}))
-    except ValidationError as exc:
-        raise UserError(_format_error(path, exc, prefix=f"model.{name}.")) from None
-    if run is not None and params.runs[run].config:
-        try:
-            config = cls.model_validate({**config.model_dump(), **params.runs[run].config})
-        except ValidationError as exc:
-            raise UserError(_format_error(path, exc, prefix=f"runs.{run}.config.")) from None
-    try:
-        train = TrainConfig.model_validate({**params.train.model_dump(), **section.train})
-    except ValidationError as exc:
-        raise UserError(_format_error(path, exc, prefix=f"model.{name}.train.")) from None
-    if run is not None and params.runs[run].train:
-        try:
-            train = TrainConfig.model_validate({**train.model_dump(), **params.runs[run].train})
-        except ValidationError as exc:
-            raise UserError(_format_error(path, exc, prefix=f"runs.{run}.train.")) from None
+    spec = params.runs[run] if run is not None else Run(dataset="", model=name)
+    config = _layered(cls, path, {}, (dict(section.model_extra or {}), f"model.{name}."),
+                      (spec.config, f"runs.{run}.config."))
+    train = _layered(TrainConfig, path, params.train.model_dump(), (section.train, f"model.{name}.train."),
+                     (spec.train, f"runs.{run}.train."))
     return model_type, config, train
