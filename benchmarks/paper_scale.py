@@ -95,7 +95,7 @@ from aebench.models import build_model, checkpoint_payload, load_checkpoint  # n
 from aebench.models.base import DataInfo  # noqa: E402
 from aebench.plan import check_names, load_params, needs_diffmap, resolve_model  # noqa: E402
 from aebench.precision import autocast, resolve as resolve_precision  # noqa: E402
-from aebench.training import discard_resume, memory_format, resolve_device, split_tensors  # noqa: E402
+from aebench.training import discard_resume, memory_format, resolve_device, run_fingerprint, split_tensors  # noqa: E402
 from aebench.training import train as run_training  # noqa: E402
 from aebench import distributed  # noqa: E402
 
@@ -425,11 +425,6 @@ def clear_run(profile: Profile, key: str) -> None:
         (profile.out / f"{key}-{figure}").unlink(missing_ok=True)
 
 
-def fingerprint(**parts) -> str:
-    """As the train stage's resume fingerprint (aebench.stages.train._fingerprint)."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def do_run(profile: Profile, key: str, data: DataCache, args, deadline: float | None, env: dict) -> dict:
     """Train and evaluate one run as the train and evaluate stages do; returns its record."""
     params = profile.params
@@ -488,7 +483,7 @@ def do_run(profile: Profile, key: str, data: DataCache, args, deadline: float | 
     model = build_model(model_type, config, info)
     inputs = model.prepare(dataset, args.scratch)  # a digest of the model's auxiliary inputs, "" if none
     dhash = prepared.summary.get("data_hash") or data_hash(prepared.folder)  # write_processed's own data_hash
-    fp = fingerprint(dataset=dataset, model=model_name, type=model_type, config=config.model_dump(),
+    fp = run_fingerprint(dataset=dataset, model=model_name, type=model_type, config=config.model_dump(),
                      train=train_cfg.model_dump(), data=dhash, inputs=inputs)
     resume_path = scratch_run / "resume.pt"
     n_parameters = int(sum(p.numel() for p in model.parameters()))

@@ -15,6 +15,8 @@ callback it is given. Conv weights are held channels-last (`memory_format`). Und
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import math
 import os
@@ -182,6 +184,12 @@ def load_resume(path: Path, fingerprint: str) -> dict | None:
         log.info("resume checkpoint %s is for other params or data; starting afresh", path)
         return None
     return state
+
+
+def run_fingerprint(**parts) -> str:
+    """The resume checkpoint's key: a digest of everything that defines a run (dataset, model,
+    config, training settings, data hash, auxiliary inputs), so a changed run never resumes."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: TrainConfig, *,

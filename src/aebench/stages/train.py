@@ -10,8 +10,6 @@ which draws each epoch's batches from the model (`model.batches`, default
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -26,14 +24,10 @@ from aebench.models import build_model, checkpoint_payload
 from aebench.models.base import DataInfo
 from aebench.plan import check_names, params_for_stage, resolve_model
 from aebench.stages import stage_main
-from aebench.training import discard_resume, load_resume, resolve_device, split_tensors
+from aebench.training import discard_resume, load_resume, resolve_device, run_fingerprint, split_tensors
 from aebench.training import train as run_training
 
 log = logging.getLogger(__name__)
-
-
-def _fingerprint(**parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
@@ -56,7 +50,7 @@ def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
     model = build_model(model_type, config, info)
     inputs = model.prepare(dataset, root)  # a digest of the model's auxiliary inputs, "" if none
     dhash = data_hash(processed)
-    fingerprint = _fingerprint(dataset=dataset, model=model_name, type=model_type, config=config.model_dump(),
+    fingerprint = run_fingerprint(dataset=dataset, model=model_name, type=model_type, config=config.model_dump(),
                                train=train_cfg.model_dump(), data=dhash, inputs=inputs)
     resume_path = paths.resume_dir(root) / f"{dataset}-{model_name}.pt"
     previous = load_resume(resume_path, fingerprint)
