@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
-# plan.yaml (which stages dvc.yaml has) follows params.yaml; the warm stage server (opt-in,
+# dvc.yaml's per-run stages follow params.yaml (`python -m aebench.plan`); the warm stage server (opt-in,
 # aebench.warm) saves each stage its 2-10 s of library imports.
 repro: $(STAMP)
 	$(BIN)/python -m aebench.plan

@@ -55,8 +55,8 @@ def measure(claim, dataset: str, epochs: list[int], steps_per_epoch: int | None,
         metrics, budgets = {}, {}
         for model in models:
             t0 = time.perf_counter()
-            train.run(dataset, model, root)
-            metrics[(dataset, model)] = evaluate.run(dataset, model, root)
+            train.run(dataset, model, 0, root)
+            metrics[(dataset, model)] = evaluate.run(dataset, model, 0, root)
             run = json.loads((root / "models" / dataset / model / "run.json").read_text())
             budgets[(dataset, model)] = Budget.from_run(run)
             print(f"{claim.id} {dataset} {model} at {e} epochs: {time.perf_counter() - t0:.0f} s", flush=True)

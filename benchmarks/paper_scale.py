@@ -17,7 +17,7 @@ Per profile (each a whole params file, validated as `aebench check` does):
   `aebench.data.parquet.write_processed` into a scratch folder and read back with `read_split`.
   Left out: the great-expectations validation of the splits, and the raw.npz round trip
   between the two stages (the same arrays are handed over in memory);
-- per run, in the profile's order, as `train@` and `evaluate@` do it: `plan.resolve_model`,
+- per run, in the profile's order, as the train and evaluate stages do it: `plan.resolve_model`,
   `models.build_model`, `model.prepare`, `training.train`, the checkpoint written and loaded
   back (`checkpoint_payload`, `load_checkpoint`), then `evaluation.evaluator.evaluate` with the
   run's OoD companion (`evaluate.ood_companion`). Left out: MLflow runs, registration and
@@ -580,8 +580,9 @@ def claim_rows(profile: Profile, data: DataCache) -> tuple[list[dict] | None, li
     for dataset in params.datasets:
         folder = folders.get(dataset, profile.out / "no-such-folder")
         traits[dataset], n_classes[dataset] = read_traits(folder, dataset in params.evaluate.ood_companion)
-    run_data = RunData(datasets=list(params.datasets), models=list(params.models), metrics=metrics,
-                       n_classes=n_classes, traits=traits, budgets=budgets)
+    run_data = RunData(datasets=list(params.datasets), models=list(params.models),
+                       seed_metrics={key: {0: m} for key, m in metrics.items()},  # one seed: train.seed 0
+                       n_classes=n_classes, traits=traits, budgets=budgets, root=REPO)
     claims = load_claims()
     rows = evaluate_claims(claims, run_data)
     mine = [c for c in claims if set(c.models) <= set(params.models)]
@@ -679,7 +680,7 @@ def summary_markdown(profile: Profile, summary: dict, columns: list[str], releva
     else:
         lines += ["| claim | data | status | checks | budgets |", "| --- | --- | --- | --- | --- |"]
         for row in relevant:
-            checks = "; ".join(c["text"] + ("" if c["status"] != "not run" else f" (not run: {c['why_not_run']})")
+            checks = "; ".join(c["text"] + ("" if c["status"] != "not run" else f" (not run: {c['why']})")
                                for c in row["checks"])
             if row.get("reason"):
                 checks = row["reason"]

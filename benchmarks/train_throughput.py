@@ -136,7 +136,7 @@ def run_aebench(model_name: str, x: torch.Tensor, epochs: int, threads: int, roo
     model = build(model_name, x)
     data, val, cfg = trainer_inputs(x, epochs, threads, precision)
     client = tracking.client(root)  # one throw-away store per benchmark run
-    run_id = tracking.start_run(client, "bench", model_name, tags={}, params={}, root=root)
+    run_id = tracking.start_run(client, "bench", model_name, 0, tags={}, params={}, root=root)
     logger = tracking.RunLogger(client, run_id, background=True)  # as the train stage logs
     t0 = time.perf_counter()
     train(model, data, val, cfg, resume_path=root / f"resume-{model_name}-{time.time_ns()}.pt", fingerprint="bench",

@@ -68,7 +68,7 @@ def train_once(model_name: str, x: torch.Tensor, epochs: int, precision: str, se
 
     root = Path(tempfile.mkdtemp())
     client = tracking.client(root)
-    logger = tracking.RunLogger(client, tracking.start_run(client, "profile", model_name, tags={}, params={},
+    logger = tracking.RunLogger(client, tracking.start_run(client, "profile", model_name, 0, tags={}, params={},
                                                            root=root), background=True)
     log_fn = logger
     patches = contextlib.ExitStack()

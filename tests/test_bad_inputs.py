@@ -73,7 +73,7 @@ def project(tmp_path_factory):
     for dataset in ("digits", "loop"):
         download.run(dataset, root)
         preprocess.run(dataset, root)
-    train.run("digits", "ae", root)
+    train.run("digits", "ae", 0, root)
     return root
 
 
@@ -108,9 +108,9 @@ def test_bad_params(proj, capsys, edit, needles):
     params = base_params()
     edit(params)
     write_params(proj, params)
-    code, err = stage(proj, capsys, "train", "--dataset", "digits", "--model", "ae")
+    code, err = stage(proj, capsys, "train", "--dataset", "digits", "--model", "ae", "--seed", "0")
     assert_one_line_error(code, err, *needles)
-    assert (proj / "models" / "digits" / "ae" / "checkpoint.pt").exists()  # nothing lost
+    assert (proj / "models" / "digits" / "ae" / "seed0" / "checkpoint.pt").exists()  # nothing lost
 
 
 def test_params_not_yaml(proj, capsys):
@@ -134,7 +134,7 @@ def test_run_not_planned(proj, capsys):
     params = base_params()
     del params["runs"]["loop-ae"]
     write_params(proj, params)
-    assert_one_line_error(*stage(proj, capsys, "train", "--dataset", "loop", "--model", "ae"),
+    assert_one_line_error(*stage(proj, capsys, "train", "--dataset", "loop", "--model", "ae", "--seed", "0"),
                           "`loop-ae` is not in `runs`")
 
 
@@ -145,10 +145,10 @@ def test_missing_upstream_output(proj, capsys):
     write_params(proj, params)
     assert_one_line_error(*stage(proj, capsys, "preprocess", "--dataset", "shapes"), "raw.npz is missing",
                           "dvc repro download@shapes")
-    assert_one_line_error(*stage(proj, capsys, "train", "--dataset", "shapes", "--model", "ae"),
+    assert_one_line_error(*stage(proj, capsys, "train", "--dataset", "shapes", "--model", "ae", "--seed", "0"),
                           "train.parquet is missing", "preprocess@shapes")
-    assert_one_line_error(*stage(proj, capsys, "evaluate", "--dataset", "loop", "--model", "vae"),
-                          "run.json is missing", "train@loop-vae")
+    assert_one_line_error(*stage(proj, capsys, "evaluate", "--dataset", "loop", "--model", "vae", "--seed", "0"),
+                          "run.json is missing", "train-loop-vae@0")
 
 
 def test_truncated_raw_archive(proj, capsys):
@@ -175,7 +175,7 @@ def test_broken_parquet(proj, capsys, damage):
 
         pq.write_table(pa.table({"index": [1, 2], "label": [0, 1]}), path)
     try:
-        assert_one_line_error(*stage(proj, capsys, "train", "--dataset", "loop", "--model", "ae"),
+        assert_one_line_error(*stage(proj, capsys, "train", "--dataset", "loop", "--model", "ae", "--seed", "0"),
                               "train.parquet", "preprocess@loop")
     finally:
         path.write_bytes(backup)
@@ -211,18 +211,18 @@ def test_dataset_too_small(proj, capsys):
     params = base_params()
     params["train"]["batch_size"] = 100000
     write_params(proj, params)
-    assert_one_line_error(*stage(proj, capsys, "train", "--dataset", "digits", "--model", "vae"),
+    assert_one_line_error(*stage(proj, capsys, "train", "--dataset", "digits", "--model", "vae", "--seed", "0"),
                           "fewer than `train.batch_size`")
 
 
 def test_checkpoint_of_another_model(proj, capsys):
-    vae_dir = proj / "models" / "digits" / "vae"
+    vae_dir = proj / "models" / "digits" / "vae" / "seed0"
     vae_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(proj / "models" / "digits" / "ae" / "checkpoint.pt", vae_dir / "checkpoint.pt")
-    shutil.copy(proj / "models" / "digits" / "ae" / "run.json", vae_dir / "run.json")
+    shutil.copy(proj / "models" / "digits" / "ae" / "seed0" / "checkpoint.pt", vae_dir / "checkpoint.pt")
+    shutil.copy(proj / "models" / "digits" / "ae" / "seed0" / "run.json", vae_dir / "run.json")
     try:
-        assert_one_line_error(*stage(proj, capsys, "evaluate", "--dataset", "digits", "--model", "vae"),
-                              "holds model `ae`", "train@digits-vae")
+        assert_one_line_error(*stage(proj, capsys, "evaluate", "--dataset", "digits", "--model", "vae", "--seed", "0"),
+                              "holds model `ae`", "train-digits-vae@0")
     finally:
         shutil.rmtree(vae_dir)
 
@@ -236,7 +236,7 @@ def test_unreachable_tracking_server(proj, capsys, monkeypatch):
         port = s.getsockname()[1]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     t0 = time.perf_counter()
-    code, err = stage(proj, capsys, "train", "--dataset", "loop", "--model", "ae")
+    code, err = stage(proj, capsys, "train", "--dataset", "loop", "--model", "ae", "--seed", "0")
     assert_one_line_error(code, err, f"http://127.0.0.1:{port}", "unreachable")
     assert time.perf_counter() - t0 < 20
 
@@ -245,7 +245,7 @@ def test_nan_loss_registers_nothing(proj, capsys):
     params = base_params()
     params["train"].update(lr=1e30, epochs=2)
     write_params(proj, params)
-    code, err = stage(proj, capsys, "train", "--dataset", "loop", "--model", "vae")
+    code, err = stage(proj, capsys, "train", "--dataset", "loop", "--model", "vae", "--seed", "0")
     assert_one_line_error(code, err, "loss became", "nothing was registered", "train.lr")
     from mlflow import MlflowClient
 
@@ -253,7 +253,7 @@ def test_nan_loss_registers_nothing(proj, capsys):
     assert not client.search_model_versions("name='loop-vae'")
     runs = client.search_runs([client.get_experiment_by_name("loop").experiment_id])
     assert [r.info.status for r in runs if r.data.tags["model"] == "vae"] == ["FAILED"]
-    assert not (proj / "models" / "loop" / "vae" / "checkpoint.pt").exists()
+    assert not (proj / "models" / "loop" / "vae" / "seed0" / "checkpoint.pt").exists()
 
 
 def test_disk_full_keeps_previous_output(proj, capsys, monkeypatch):
@@ -282,9 +282,9 @@ def test_debug_shows_traceback(proj, monkeypatch):
     params["train"]["lr"] = -1
     write_params(proj, params)
     env = {**os.environ, "AEBENCH_ROOT": str(proj)}
-    quiet = subprocess.run([sys.executable, "-m", "aebench.stages", "train", "--dataset", "digits", "--model", "ae"],
+    quiet = subprocess.run([sys.executable, "-m", "aebench.stages", "train", "--dataset", "digits", "--model", "ae", "--seed", "0"],
                            env=env, capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 2 and quiet.stderr.strip().startswith("aebench: error:") and "Traceback" not in quiet.stderr
-    loud = subprocess.run([sys.executable, "-m", "aebench.stages", "train", "--dataset", "digits", "--model", "ae"],
+    loud = subprocess.run([sys.executable, "-m", "aebench.stages", "train", "--dataset", "digits", "--model", "ae", "--seed", "0"],
                           env={**env, "AEBENCH_DEBUG": "1"}, capture_output=True, text=True, timeout=120)
     assert loud.returncode == 2 and "Traceback" in loud.stderr

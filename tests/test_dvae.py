@@ -162,7 +162,7 @@ def test_resume_fingerprint_follows_the_diffusion_map(tmp_path, monkeypatch):
     def fingerprints():
         for model in ("dvae", "vae"):
             with pytest.raises(_Stop):
-                train_stage.run("loop", model, tmp_path)
+                train_stage.run("loop", model, 0, tmp_path)
         return seen[-2:]
 
     first = fingerprints()

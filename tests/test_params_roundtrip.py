@@ -57,7 +57,7 @@ def test_dvcs_rewrite_changes_only_the_lines_it_sets(tmp_path):
     file (lists, nulls, comments, flow mappings) is rewritten."""
     hydra = pytest.importorskip("dvc.utils.hydra")
     raw = yaml.safe_load(PARAMS.read_text())
-    overrides = [f"{section}.seed=7" for section in ("data", "train", "evaluate", "diffmap")]
+    overrides = [f"{section}.seed=7" for section in ("data", "evaluate", "diffmap")]
     overrides += [f"model.{name}.latent_dim=7" for name in raw["models"]]
     path = tmp_path / "params.yaml"
     shutil.copy(PARAMS, path)
@@ -66,6 +66,18 @@ def test_dvcs_rewrite_changes_only_the_lines_it_sets(tmp_path):
     assert len(changed) == 2 * len(overrides), "\n".join(changed)
     assert all(re.match(r"[-+] +(seed|latent_dim):", line) for line in changed), "\n".join(changed)
     assert sum(re.match(r"\+ +(seed|latent_dim): 7\b", line) is not None for line in changed) == len(overrides)
+
+
+def test_dvcs_rewrite_of_the_seeds_adds_only_their_lines(tmp_path):
+    """`dvc exp run -S 'seeds=[0,1,2]'` writes the list in block style, as params.yaml has it."""
+    hydra = pytest.importorskip("dvc.utils.hydra")
+    path = tmp_path / "params.yaml"
+    shutil.copy(PARAMS, path)
+    before = yaml.safe_load(PARAMS.read_text())["seeds"]
+    hydra.apply_overrides(path, ["seeds=[0,1,2]"])
+    assert yaml.safe_load(path.read_text())["seeds"] == [0, 1, 2]
+    changed = changed_lines(PARAMS.read_text(), path.read_text())
+    assert sorted(changed) == sorted(f"+- {s}" for s in (0, 1, 2) if s not in before), changed
 
 
 @pytest.mark.skipif(not Path(DVC).exists(), reason="dvc is not installed")

@@ -72,18 +72,18 @@ def test_outputs(project):
         assert (processed / f"{split}.parquet").exists()
     assert json.loads((processed / "validation.json").read_text())["success"] is True
     for model in ("ae", "vae"):
-        run_info = json.loads((root / "models" / "digits" / model / "run.json").read_text())
+        run_info = json.loads((root / "models" / "digits" / model / "seed0" / "run.json").read_text())
         assert run_info["registered_name"] == f"digits-{model}" and run_info["version"] == "1"
-        metrics = json.loads((root / "eval" / "digits" / model / "metrics.json").read_text())
+        metrics = json.loads((root / "eval" / "digits" / model / "seed0" / "metrics.json").read_text())
         for key in ("recon_mse", "psnr", "knn_acc", "linear_acc", "cluster_acc", "nmi", "train_seconds",
                     "train_samples_per_s"):
             assert isinstance(metrics[key], float), key
         assert metrics["knn_acc"] > 0.3  # far above chance even after a few steps
-        plots = root / "eval" / "digits" / model / "plots"
+        plots = root / "eval" / "digits" / model / "seed0" / "plots"
         assert (plots / "reconstructions.png").exists() and (plots / "codes_2d.png").exists()
-    vae = json.loads((root / "eval" / "digits" / "vae" / "metrics.json").read_text())
+    vae = json.loads((root / "eval" / "digits" / "vae" / "seed0" / "metrics.json").read_text())
     assert vae["neg_elbo"] > 0
-    assert (root / "eval" / "digits" / "vae" / "plots" / "samples.png").exists()
+    assert (root / "eval" / "digits" / "vae" / "seed0" / "plots" / "samples.png").exists()
     html = (root / "reports" / "index.html").read_text()
     assert "digits" in html and "knn_acc" in html and "data:image/png;base64" in html
     assert (root / "reports" / "summary.md").exists()
@@ -148,7 +148,7 @@ def test_dvc_remote_round_trip(project, tmp_path):
     shutil.rmtree(root / "data" / "processed")
     shutil.rmtree(root / "models")
     run([dvc, "pull", "-q"], root, env)
-    assert (root / "models" / "digits" / "vae" / "checkpoint.pt").exists()
+    assert (root / "models" / "digits" / "vae" / "seed0" / "checkpoint.pt").exists()
     status = run([dvc, "status"], root, env).stdout.lower()
     assert "up to date" in status, status
 
@@ -161,4 +161,29 @@ def test_noop_and_targeted_rerun(project):
     params["model"]["vae"]["beta"] = 2.0
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = run([str(BIN / "dvc"), "status"], root, env).stdout
-    assert "train@digits-vae" in status and "train@digits-ae" not in status
+    assert "train-digits-vae@0" in status and "train-digits-ae@0" not in status
+
+
+def test_a_new_seed_trains_only_its_own_stages(project):
+    """`dvc exp run -S 'seeds=[0,1]'`: seed 1's stages run, seed 0's are skipped; seed 1 is its own
+    MLflow run and registered version, and the report decides over both seeds."""
+    root, env, _ = project
+    run(["git", "checkout", "params.yaml"], root, env)  # undo the edit of the test above
+    out = run([str(BIN / "dvc"), "exp", "run", "-S", "seeds=[0,1]"], root, env).stdout
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train-digits-ae@1", "train-digits-vae@1", "evaluate-digits-ae@1", "evaluate-digits-vae@1",
+                   "report"}, out
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    seed1 = json.loads((root / "models" / "digits" / "vae" / "seed1" / "run.json").read_text())
+    assert seed1["seed"] == 1 and seed1["version"] != "1"
+    assert client.get_run(seed1["run_id"]).data.tags["seed"] == "1"
+    assert client.get_model_version("digits-vae", seed1["version"]).tags["seed"] == "1"
+    from aebench.report.collect import collect
+
+    models = {r.name: r for ds in collect(root).datasets for r in ds.models}
+    assert all(set(r.seed_metrics) == {0, 1} and None not in r.seed_metrics.values() for r in models.values())
+    assert models["vae"].metrics["knn_acc"] == pytest.approx(
+        sum(m["knn_acc"] for m in models["vae"].seed_metrics.values()) / 2)  # the tables show the mean

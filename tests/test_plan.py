@@ -1,60 +1,133 @@
-"""The run plan (aebench.plan): plan.yaml follows params.yaml and the models' `needs_diffmap`,
-dvc.yaml gives the diffusion map to those runs only, and config.py stays a leaf."""
+"""The run plan (aebench.plan): every run trains once per training seed, dvc.yaml's per-run
+stages follow params.yaml and the models' `needs_diffmap`, adding a seed reruns nothing already
+trained (a real `dvc status`), and config.py stays a leaf."""
 
 from __future__ import annotations
 
 import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from aebench.errors import UserError
-from aebench.models import model_class
-from aebench.plan import check_plan, load_params, params_for_stage, stage_plan, train_stage, write_plan
+from aebench.plan import MARKER, check_plan, load_params, params_for_stage, run_stages, train_stage, write_plan
 
 REPO = Path(__file__).resolve().parents[1]
+DVC = [sys.executable, "-m", "dvc"]
 
 
-def test_committed_plan_matches_params():
+def params_text(seeds=(0,), dvae_seeds=(3, 4), vae_seeds=None, train: dict | None = None) -> str:
+    """The repository's params.yaml with one dataset and two runs, the DVAE one with its own seeds."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    vae = {"dataset": "loop", "model": "vae", **({"seeds": list(vae_seeds)} if vae_seeds else {}),
+           **({"train": train} if train else {})}
+    params.update(datasets=["loop"], seeds=list(seeds),
+                  runs={"loop-vae": vae, "loop-dvae": {"dataset": "loop", "model": "dvae", "seeds": list(dvae_seeds)}})
+    return yaml.safe_dump(params, sort_keys=False)
+
+
+PARAMS = params_text()
+
+
+def workspace(tmp_path: Path, params: str = PARAMS) -> Path:
+    """A folder with the repository's dvc.yaml head and `params`, its per-run stages written."""
+    (tmp_path / "params.yaml").write_text(params)
+    head = (REPO / "dvc.yaml").read_text()
+    (tmp_path / "dvc.yaml").write_text(head[:head.index(MARKER) + len(MARKER)])
+    write_plan(tmp_path)
+    return tmp_path
+
+
+def test_committed_dvc_yaml_matches_params():
     check_plan(load_params(REPO / "params.yaml"), REPO)
 
 
-def test_runs_split_by_the_model_class(tmp_path):
-    (tmp_path / "params.yaml").write_text(
-        "datasets: [digits, loop, lines]\nmodels: [vae, dvae, my_dvae]\nmodel: {my_dvae: {type: dvae}}\n"
-        "runs: {digits-vae: {dataset: digits, model: vae}, loop-my_dvae: {dataset: loop, model: my_dvae},\n"
-        "       lines-vae: {dataset: lines, model: vae}}\n")
-    params = load_params(tmp_path / "params.yaml")
-    plan = stage_plan(params)
-    assert model_class("dvae").needs_diffmap and not getattr(model_class("vae"), "needs_diffmap", False)
-    assert list(plan["train_runs"]) == ["digits-vae", "lines-vae"]
-    assert plan["train_on_diffmap_runs"] == {"loop-my_dvae": {"dataset": "loop", "model": "my_dvae"}}
-    assert plan["diffmap_datasets"] == ["loop"]
-    assert train_stage(params, "loop-my_dvae") == "train_on_diffmap@loop-my_dvae"
-    assert train_stage(params, "digits-vae") == "train@digits-vae"
+def test_every_run_is_a_matrix_over_its_seeds(tmp_path):
+    stages = run_stages(load_params(workspace(tmp_path) / "params.yaml"))
+    assert list(stages) == ["diffmap", "train-loop-vae", "evaluate-loop-vae", "train-loop-dvae", "evaluate-loop-dvae"]
+    assert stages["train-loop-vae"]["matrix"] == {"seed": "${seeds}"}
+    assert stages["train-loop-dvae"]["matrix"] == {"seed": "${runs.loop-dvae.seeds}"}
+    assert stages["train-loop-vae"]["outs"] == ["models/loop/vae/seed${item.seed}"]
+    assert "--seed ${item.seed}" in stages["evaluate-loop-vae"]["cmd"]
+    # only runs whose model declares needs_diffmap depend on the diffusion map
+    assert "data/diffmap/loop" in stages["train-loop-dvae"]["deps"]
+    assert not any("diffmap" in dep for dep in stages["train-loop-vae"]["deps"])
+    assert stages["diffmap"]["foreach"] == ["loop"]
+    assert train_stage("loop-dvae", 3) == "train-loop-dvae@3"
+    text = (REPO / "dvc.yaml").read_text()
+    assert "dvae" not in text[:text.index(MARKER)].lower()  # the hand-written head names no model
 
 
-def test_a_stale_plan_stops_a_dvc_stage(tmp_path, monkeypatch):
-    (tmp_path / "params.yaml").write_text("datasets: [loop]\nmodels: [vae]\nruns: {loop-vae: {dataset: loop, model: vae}}\n")
-    params_for_stage(tmp_path)  # outside DVC no plan is needed
-    monkeypatch.setenv("DVC_STAGE", "train@loop-vae")
-    with pytest.raises(UserError, match="python -m aebench.plan"):
-        params_for_stage(tmp_path)
-    write_plan(tmp_path)
-    params_for_stage(tmp_path)
-    (tmp_path / "params.yaml").write_text("datasets: [loop]\nmodels: [dvae]\nruns: {loop-dvae: {dataset: loop, model: dvae}}\n")
+def test_a_train_seed_is_refused_and_seeds_are_checked(tmp_path):
+    params = yaml.safe_load(PARAMS)
+    params["train"]["seed"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(UserError, match="`train`.*top-level `seeds`"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(params_text(seeds=(1, 1)))
+    with pytest.raises(UserError, match="`seeds`: seeds must be distinct"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text(params_text(train={"seed": 2}))
+    with pytest.raises(UserError, match="runs.loop-vae.train.seed"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_a_stale_plan_stops_a_dvc_stage_but_a_new_seed_does_not(tmp_path, monkeypatch):
+    root = workspace(tmp_path)
+    monkeypatch.setenv("DVC_STAGE", "train-loop-vae@0")
+    params_for_stage(root)
+    # `dvc exp run -S 'seeds=[0,1,2]'` only edits params.yaml: the stages read the seeds from it
+    (root / "params.yaml").write_text(params_text(seeds=(0, 1, 2)))
+    params_for_stage(root)
+    (root / "params.yaml").write_text(params_text(vae_seeds=(5,)))
     with pytest.raises(UserError, match="does not match params.yaml"):
-        params_for_stage(tmp_path)
+        params_for_stage(root)
 
 
-def test_only_diffmap_runs_depend_on_the_diffusion_map():
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    assert stages["train"]["foreach"] == "${train_runs}"
-    assert not any("diffmap" in dep for dep in stages["train"]["do"]["deps"])
-    assert "data/diffmap/${item.dataset}" in stages["train_on_diffmap"]["do"]["deps"]
-    assert stages["diffmap"]["foreach"] == "${diffmap_datasets}"
-    assert "DVAE" not in (REPO / "dvc.yaml").read_text() and "dvae" not in (REPO / "dvc.yaml").read_text()
+def _git_dvc_workspace(tmp_path: Path) -> tuple[Path, dict]:
+    """A git + DVC repository holding the code the stages depend on and fake outputs of every
+    stage, committed to dvc.lock with `dvc commit` (nothing is trained)."""
+    root = workspace(tmp_path)
+    for folder in ("src", "stages"):
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for rel in ("data/raw/loop/raw.npz", "data/processed/loop/train.parquet", "data/diffmap/loop/embedding.parquet",
+                "reports/index.html"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel)
+    for model, seeds in (("vae", [0]), ("dvae", [3, 4])):
+        for seed in seeds:
+            for rel in (f"models/loop/{model}/seed{seed}/run.json", f"eval/loop/{model}/seed{seed}/metrics.json",
+                        f"eval/loop/{model}/seed{seed}/plots/x.csv"):
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_text("{}")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    # twice: the first commit adds .gitignore files under models/, a dependency of the report
+    for cmd in (["git", "init", "-q"], DVC + ["init", "-q"], DVC + ["commit", "-f", "-q"], DVC + ["commit", "-f", "-q"]):
+        subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)
+    return root, env
+
+
+def _changed(root: Path, env: dict) -> set[str]:
+    done = subprocess.run(DVC + ["status", "--json"], cwd=root, env=env, check=True, capture_output=True, text=True)
+    return set(json.loads(done.stdout))
+
+
+@pytest.mark.slow
+def test_adding_a_seed_reruns_nothing_already_trained(tmp_path):
+    root, env = _git_dvc_workspace(tmp_path)
+    assert _changed(root, env) == set()
+    (root / "params.yaml").write_text(params_text(seeds=(0, 1)))  # as `dvc exp run -S` does
+    assert _changed(root, env) == {"train-loop-vae@1", "evaluate-loop-vae@1", "report"}
+    (root / "params.yaml").write_text(params_text(dvae_seeds=(3, 4, 5)))
+    write_plan(root)  # a run's own seeds are read from params.yaml too: the plan is unchanged
+    assert _changed(root, env) == {"train-loop-dvae@5", "evaluate-loop-dvae@5", "report"}
 
 
 def test_config_is_a_leaf():
@@ -62,3 +135,9 @@ def test_config_is_a_leaf():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert {m for m in imported if m.startswith("aebench")} <= {"aebench.errors"}
+
+
+def test_params_yaml_lists_the_seeds_in_block_style():
+    """`dvc exp run -S 'seeds=[0,1,2]'` rewrites the list in block style: the file has it so."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert isinstance(params["seeds"], list) and "seeds:" in (REPO / "params.yaml").read_text()

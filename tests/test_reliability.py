@@ -23,10 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def make_root(path: Path, **train) -> Path:
+def make_root(path: Path, seed: int = 0, **train) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params.update(datasets=["digits"], models=["ae"], runs={"digits-ae": {"dataset": "digits", "model": "ae"}})
+    params.update(datasets=["digits"], models=["ae"], runs={"digits-ae": {"dataset": "digits", "model": "ae"}},
+                  seeds=[seed])
     params["train"].update({"epochs": 4, "max_steps_per_epoch": 15, "num_threads": 1, "checkpoint_seconds": 0, **train})
     params["model"] = {"ae": {"latent_dim": 4}}
     (path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -57,11 +58,11 @@ def test_sigkill_mid_training_resumes_to_the_same_metrics(tmp_path):
     reference, killed = make_root(tmp_path / "reference"), make_root(tmp_path / "killed")
     for root in (reference, killed):
         prepared(root, env_for(root))
-    finish(stage(reference, env_for(reference), "train", "--dataset", "digits", "--model", "ae"))
-    finish(stage(reference, env_for(reference), "evaluate", "--dataset", "digits", "--model", "ae"))
+    finish(stage(reference, env_for(reference), "train", "--dataset", "digits", "--model", "ae", "--seed", "0"))
+    finish(stage(reference, env_for(reference), "evaluate", "--dataset", "digits", "--model", "ae", "--seed", "0"))
 
-    resume = killed / ".aebench" / "resume" / "digits-ae.pt"
-    proc = stage(killed, env_for(killed), "train", "--dataset", "digits", "--model", "ae")
+    resume = killed / ".aebench" / "resume" / "digits-ae-seed0.pt"
+    proc = stage(killed, env_for(killed), "train", "--dataset", "digits", "--model", "ae", "--seed", "0")
     deadline = time.time() + 300
     while time.time() < deadline:
         if resume.exists():
@@ -77,17 +78,17 @@ def test_sigkill_mid_training_resumes_to_the_same_metrics(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    assert not (killed / "models" / "digits" / "ae" / "run.json").exists()
+    assert not (killed / "models" / "digits" / "ae" / "seed0" / "run.json").exists()
 
-    out = finish(stage(killed, env_for(killed), "train", "--dataset", "digits", "--model", "ae"))
+    out = finish(stage(killed, env_for(killed), "train", "--dataset", "digits", "--model", "ae", "--seed", "0"))
     assert "resuming from epoch" in out
-    finish(stage(killed, env_for(killed), "evaluate", "--dataset", "digits", "--model", "ae"))
-    run_ref = json.loads((reference / "models/digits/ae/run.json").read_text())
-    run_killed = json.loads((killed / "models/digits/ae/run.json").read_text())
+    finish(stage(killed, env_for(killed), "evaluate", "--dataset", "digits", "--model", "ae", "--seed", "0"))
+    run_ref = json.loads((reference / "models/digits/ae/seed0/run.json").read_text())
+    run_killed = json.loads((killed / "models/digits/ae/seed0/run.json").read_text())
     assert run_killed["resumed_from_epoch"] >= 2
     assert run_killed["best_val_loss"] == run_ref["best_val_loss"]
-    metrics_ref = json.loads((reference / "eval/digits/ae/metrics.json").read_text())
-    metrics_killed = json.loads((killed / "eval/digits/ae/metrics.json").read_text())
+    metrics_ref = json.loads((reference / "eval/digits/ae/seed0/metrics.json").read_text())
+    metrics_killed = json.loads((killed / "eval/digits/ae/seed0/metrics.json").read_text())
     for key in ("recon_mse", "psnr", "knn_acc", "linear_acc", "cluster_acc", "nmi"):
         assert metrics_killed[key] == metrics_ref[key], key
     assert not resume.exists()  # discarded after success
@@ -98,7 +99,8 @@ def test_two_trainings_share_one_store(tmp_path):
     roots = [make_root(tmp_path / f"r{i}", seed=i) for i in range(2)]
     for root in roots:
         prepared(root, env_for(root, store))
-    procs = [stage(root, env_for(root, store), "train", "--dataset", "digits", "--model", "ae") for root in roots]
+    procs = [stage(root, env_for(root, store), "train", "--dataset", "digits", "--model", "ae", "--seed", str(i))
+             for i, root in enumerate(roots)]
     for proc in procs:
         finish(proc)
     from mlflow import MlflowClient
@@ -106,8 +108,8 @@ def test_two_trainings_share_one_store(tmp_path):
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     versions = sorted(int(v.version) for v in client.search_model_versions("name='digits-ae'"))
     assert versions == [1, 2]
-    for root in roots:
-        run_id = json.loads((root / "models/digits/ae/run.json").read_text())["run_id"]
+    for i, root in enumerate(roots):
+        run_id = json.loads((root / f"models/digits/ae/seed{i}/run.json").read_text())["run_id"]
         history = client.get_metric_history(run_id, "val_loss")
         assert len(history) == 4  # every epoch's metric arrived
 
@@ -151,8 +153,8 @@ def test_real_tracking_server(tmp_path):
             pytest.fail("mlflow server did not start")
         root = make_root(tmp_path / "proj", epochs=1)
         prepared(root, env_for(root, uri))
-        finish(stage(root, env_for(root, uri), "train", "--dataset", "digits", "--model", "ae"))
-        finish(stage(root, env_for(root, uri), "evaluate", "--dataset", "digits", "--model", "ae"))
+        finish(stage(root, env_for(root, uri), "train", "--dataset", "digits", "--model", "ae", "--seed", "0"))
+        finish(stage(root, env_for(root, uri), "evaluate", "--dataset", "digits", "--model", "ae", "--seed", "0"))
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -162,7 +164,7 @@ def test_real_tracking_server(tmp_path):
         assert any((tmp_path / "server-artifacts").rglob("checkpoint.pt"))
 
         # The same through the server's REST API: run, metrics, artifacts, the registered version ...
-        run_id = json.loads((root / "models/digits/ae/run.json").read_text())["run_id"]
+        run_id = json.loads((root / "models/digits/ae/seed0/run.json").read_text())["run_id"]
         rest_run = rest(uri, "runs/get", run_id=run_id)["run"]
         assert rest_run["info"]["status"] == "FINISHED"
         metrics = {m["key"]: m["value"] for m in rest_run["data"]["metrics"]}

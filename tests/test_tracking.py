@@ -23,7 +23,7 @@ def register_version(tmp_path, metrics: dict, seed: int) -> tuple[str, str]:
     ckpt = tmp_path / f"ckpt{seed}.pt"
     torch.save(checkpoint_payload(model, "ae"), ckpt)
     client = tracking.client(tmp_path)
-    run_id = tracking.start_run(client, "digits", "ae", tags={"git_commit": "abc", "data_hash": "d"},
+    run_id = tracking.start_run(client, "digits", "ae", seed, tags={"git_commit": "abc", "data_hash": "d"},
                                 params={"model.latent_dim": "3"}, root=tmp_path)
     x = torch.rand(4, 1, 8, 8)
     with torch.no_grad():
@@ -36,7 +36,7 @@ def register_version(tmp_path, metrics: dict, seed: int) -> tuple[str, str]:
 
 def test_background_logger_gathers_rows_until_flush(tmp_path):
     client = tracking.client(tmp_path)
-    run_id = tracking.start_run(client, "digits", "ae", tags={}, params={}, root=tmp_path)
+    run_id = tracking.start_run(client, "digits", "ae", 0, tags={}, params={}, root=tmp_path)
     logger = tracking.RunLogger(client, run_id, background=True, every_seconds=3600)
     for step in range(1, 601):  # 1,200 rows: more than one log_batch may carry
         logger({"step/loss": 1.0 / step, "step/kl": float("nan") if step == 7 else float(step)}, step)

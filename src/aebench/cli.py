@@ -6,6 +6,7 @@
     aebench ui [--port N]                              the MLflow UI on the project's store
     aebench check [PARAMS]                             validate params.yaml (or a profile) and list what would run
     aebench profile <name> [--report-only]             run profiles/<name>.yaml as its own DVC workspace, results in results/<name>/
+    aebench readme [--check]                           write (or check) README.md's headline table from results/paper/claims.json
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _sample(args) -> None:
     else:
         versions = mlflow_client.search_model_versions(f"name='{name}'")
         if not versions:
-            raise UserError(f"no registered model `{name}`: train it first (`dvc repro train@{args.dataset}-{args.model}`)")
+            raise UserError(f"no registered model `{name}`: train it first (`dvc repro train-{args.dataset}-{args.model}`)")
         version = max(int(v.version) for v in versions)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
     model, _ = load_checkpoint(next(local.rglob("checkpoint.pt")))
@@ -109,11 +110,11 @@ def _check(args) -> None:
         print(f"{name}: type {model_type}, {config.model_dump()}, epochs {train.epochs}")
     for key, run in params.runs.items():
         _, config, train = resolve_model(params, run.model, path, run=key)
-        print(f"run {key}" + (f": epochs {train.epochs}, max_steps_per_epoch {train.max_steps_per_epoch}" if run.train else "")
+        print(f"run {key}, seeds {params.seeds_of(key)}" + (f": epochs {train.epochs}, max_steps_per_epoch {train.max_steps_per_epoch}" if run.train else "")
               + (f"; {', '.join(f'{k} {getattr(config, k)}' for k in run.config)}" if run.config else ""))
     for warning in incomplete_sections(params, config_class):  # valid, but -S cannot set what is left out
         print(f"{path}: warning: {warning}", file=sys.stderr)
-    if not args.params:  # the repository's own params.yaml: dvc.yaml's stage lists come from plan.yaml
+    if not args.params:  # the repository's own params.yaml: dvc.yaml's per-run stages follow it
         check_plan(params, repo_root())
     print(f"{path}: valid; {len(params.datasets)} datasets, {len(params.models)} models, {len(params.runs)} runs")
 
@@ -125,6 +126,13 @@ def _profile(args) -> None:
 
     setup_logging()
     print(f"results in {(rerender if args.report_only else run_profile)(args.name, repo_root())}")
+
+
+def _readme(args) -> None:
+    from aebench.paths import repo_root
+    from aebench.report.headline import update
+
+    print(update(repo_root(), check=args.check))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true",
                    help="re-render the last run's report with this checkout's report code; nothing retrains")
     p.set_defaults(func=_profile)
+    p = sub.add_parser("readme", help="write README.md's headline table from results/paper/claims.json")
+    p.add_argument("--check", action="store_true", help="only check that the README's table matches the results")
+    p.set_defaults(func=_readme)
     return parser
 
 

@@ -4,9 +4,11 @@ params.yaml layout
 ------------------
     datasets: [digits, lines, shapes]     # download@ and preprocess@ run for each
     models: [ae, vae]                     # the models defined (each needs a section or a known type)
-    runs:                                 # which model trains on which dataset (train@/evaluate@)
+    seeds: [0, 1, 2]                      # every run trains once per training seed
+    runs:                                 # which model trains on which dataset (train-<run>@<seed>, evaluate-<run>@<seed>)
       digits-ae: {dataset: digits, model: ae}
       shapes-vae: {dataset: shapes, model: vae, train: {epochs: 5}}   # this run's budget only
+      loop-vae: {dataset: loop, model: vae, seeds: [0, 1, 2, 3, 4]}   # this run's seeds only
     data:      seed, split fractions, mirror, per-dataset sizes (DataConfig)
     train:     the one training loop's settings (TrainConfig)
     evaluate:  the evaluator's settings (EvalConfig)
@@ -105,7 +107,8 @@ class DataConfig(Strict):
 
 
 class TrainConfig(Strict):
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="the training seed (weights, batch order, model noise): set per run from "
+                                           "the top-level `seeds` list, never in a params file's train sections")
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(64, gt=0)
     lr: float = Field(1e-3, gt=0)
@@ -190,8 +193,8 @@ class ModelSection(Strict):
 
 
 class Run(Strict):
-    """One (dataset, model) pair of the plan: a `train@<dataset>-<model>` and an
-    `evaluate@<dataset>-<model>` stage."""
+    """One (dataset, model) pair of the plan: a `train-<dataset>-<model>@<seed>` and an
+    `evaluate-<dataset>-<model>@<seed>` stage per training seed."""
 
     dataset: str
     model: str
@@ -199,11 +202,28 @@ class Run(Strict):
     config: dict[str, Any] = Field(
         default_factory=dict, description="model keys for this run only, over `model.<name>` (e.g. the latent "
         "size a paper uses on this dataset)")
+    seeds: Optional[list[int]] = Field(
+        None, min_length=1, description="this run's training seeds, in place of the top-level `seeds` (more for a "
+        "cheap run whose claim needs them, one for a model shown only for context)")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds: Optional[list[int]]) -> Optional[list[int]]:
+        return None if seeds is None else _check_seeds(seeds)
+
+
+def _check_seeds(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
+    return seeds
 
 
 class Params(Strict):
     datasets: list[str] = Field(min_length=1)
     models: list[str] = Field(min_length=1)
+    seeds: list[int] = Field([0], min_length=1, description="the training seeds: every run trains (and is evaluated) "
+                                                            "once per seed, each its own DVC stage, MLflow run and "
+                                                            "registered version")
     runs: dict[str, Run] = Field(min_length=1)
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
@@ -219,6 +239,22 @@ class Params(Strict):
         for name in names:
             _check_name(name)
         return names
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds: list[int]) -> list[int]:
+        return _check_seeds(seeds)
+
+    @field_validator("train")
+    @classmethod
+    def _no_train_seed(cls, train: TrainConfig) -> TrainConfig:
+        if "seed" in train.model_fields_set:
+            raise ValueError(SEED_MOVED)
+        return train
+
+    def seeds_of(self, run: str) -> list[int]:
+        """The training seeds of run `run`: its own `seeds`, else the top-level list."""
+        return self.runs[run].seeds or self.seeds
 
     @field_validator("model")
     @classmethod
@@ -241,11 +277,13 @@ class Params(Strict):
         return runs
 
 
+SEED_MOVED = "the training seed is not set in a train section: list it in the top-level `seeds` (or `runs.<run>.seeds`)"
+
 NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
 def _check_name(name: str) -> None:
-    """Names become folder names and DVC stage names (`train@<dataset>-<model>`): lower-case
+    """Names become folder names and DVC stage names (`train-<dataset>-<model>@<seed>`): lower-case
     letters, digits and underscores only, so no name can escape the repo's folders."""
     if not NAME.match(name):
         raise ValueError(f"name {name!r} must be lower-case letters, digits and underscores (e.g. `beta_vae`)")
@@ -302,6 +340,7 @@ def incomplete_sections(params: Params, config_class: Callable[[str], type[BaseM
     registry's lookup; a section of an unknown type is skipped (loading the params refuses it)."""
     sections = {name: (type(getattr(params, name)), dict.fromkeys(getattr(params, name).model_fields_set))
                 for name in ("data", "train", "evaluate", "diffmap")}
+    sections["train"][1]["seed"] = None  # set per run from `seeds`, never in the file
     for name in params.models:
         section = params.model.get(name, ModelSection())
         try:
@@ -345,11 +384,14 @@ def _layered(cls: type[BaseModel], path: Path | str, base: dict, *layers: tuple[
 
 
 def resolve_section(params: Params, name: str, config_class: Callable[[str], type[BaseModel]],
-                    known_types: Callable[[], list[str]], path: Path | str = "params.yaml", run: str | None = None):
+                    known_types: Callable[[], list[str]], path: Path | str = "params.yaml", run: str | None = None,
+                    seed: int = 0):
     """The validated config of model `name` and its effective TrainConfig: the global `train`
     section, then `model.<name>.train`, then (given a run key) `runs.<run>.train`; the model's
     keys are `model.<name>`'s, then (given a run key) `runs.<run>.config`'s.
     `config_class(type)` is the model registry's lookup (KeyError for an unknown type).
+
+    `seed` is the training seed of this run's stage (one of `Params.seeds_of(run)`).
 
     Returns (model_type, config, train_config); errors name `model.<name>.<key>`.
     """
@@ -363,8 +405,11 @@ def resolve_section(params: Params, name: str, config_class: Callable[[str], typ
             f" (add a `model.{name}.type` key or fix `models`)"
         ) from None
     spec = params.runs[run] if run is not None else Run(dataset="", model=name)
+    for layer, where in ((section.train, f"model.{name}.train"), (spec.train, f"runs.{run}.train")):
+        if "seed" in layer:
+            raise UserError(f"{path}: `{where}.seed`: {SEED_MOVED}")
     config = _layered(cls, path, {}, (dict(section.model_extra or {}), f"model.{name}."),
                       (spec.config, f"runs.{run}.config."))
     train = _layered(TrainConfig, path, params.train.model_dump(), (section.train, f"model.{name}.train."),
                      (spec.train, f"runs.{run}.train."))
-    return model_type, config, train
+    return model_type, config, train.model_copy(update={"seed": seed})

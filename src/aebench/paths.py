@@ -29,12 +29,17 @@ def processed_dir(dataset: str, root: Path | None = None) -> Path:
     return (root or repo_root()) / "data" / "processed" / dataset
 
 
-def model_dir(dataset: str, model: str, root: Path | None = None) -> Path:
-    return (root or repo_root()) / "models" / dataset / model
+def seed_folder(seed: int) -> str:
+    """The folder of one training seed's outputs (`seed0`), under a run's model and eval folders."""
+    return f"seed{seed}"
 
 
-def eval_dir(dataset: str, model: str, root: Path | None = None) -> Path:
-    return (root or repo_root()) / "eval" / dataset / model
+def model_dir(dataset: str, model: str, seed: int, root: Path | None = None) -> Path:
+    return (root or repo_root()) / "models" / dataset / model / seed_folder(seed)
+
+
+def eval_dir(dataset: str, model: str, seed: int, root: Path | None = None) -> Path:
+    return (root or repo_root()) / "eval" / dataset / model / seed_folder(seed)
 
 
 def reports_dir(root: Path | None = None) -> Path:

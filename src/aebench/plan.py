@@ -4,12 +4,15 @@ makes.
 `load_params` is `aebench.config.read_params` plus every `model.<name>` section validated by its
 type's config class; `resolve_model` gives a run's model config and effective TrainConfig.
 
-dvc.yaml reads `plan.yaml` (written by `python -m aebench.plan`, checked by `--check`) as
-variables, because DVC's templates cannot filter a list: a model class that declares
-`needs_diffmap = True` trains in a `train_on_diffmap@<run>` stage that depends on
-`diffmap@<dataset>`, every other run in a `train@<run>` stage that does not, and the diffusion
-map is computed only for the datasets such runs use. Under DVC (`DVC_STAGE` set) every stage
-refuses to run when plan.yaml no longer matches params.yaml.
+Every run trains once per training seed (`seeds`, or the run's own `runs.<run>.seeds`). DVC's
+templates can neither filter a list nor cross two of them into named stages, so the per-run
+stages are written into dvc.yaml, below its hand-written head, by `python -m aebench.plan`
+(`--check` only compares): one `train-<run>` and one `evaluate-<run>` group per run, each a
+`matrix` over the seeds read straight from params.yaml (`${seeds}` or `${runs.<run>.seeds}`),
+so `dvc exp run -S 'seeds=[0,1,2]'` adds the new seeds' stages with no new plan, and adding a
+seed reruns nothing already trained. A model class that declares `needs_diffmap = True` trains
+on `data/diffmap/<dataset>`, computed by `diffmap@<dataset>` for those datasets only. Under DVC
+(`DVC_STAGE` set) every stage refuses to run when dvc.yaml's runs no longer match params.yaml.
 """
 
 from __future__ import annotations
@@ -26,12 +29,26 @@ from aebench.errors import UserError, cli_entry
 from aebench.models import config_class, known_types, model_class
 from aebench.paths import repo_root
 
-PLAN_FILE = "plan.yaml"
-PLAN_HEADER = """\
-# Generated from params.yaml and the model registry by `python -m aebench.plan` (`make repro`
-# runs it); do not edit. dvc.yaml reads it: runs whose model declares `needs_diffmap` train in
-# train_on_diffmap@<run>, which depends on diffmap@<dataset>; the others in train@<run>.
-"""
+DVC_FILE = "dvc.yaml"
+MARKER = "  # ---- below: written from params.yaml by `python -m aebench.plan`; do not edit ----\n"
+
+# What every train stage depends on besides its dataset: the code of the one training loop,
+# the models, the nets and the registration (src/aebench/models whole: a model's code spans a
+# varying number of files). The plumbing every stage passes through (aebench.stages, warm,
+# errors, io, paths) is no stage's dependency, so changing it reruns nothing.
+TRAIN_DEPS = ["stages/train.py", "src/aebench/stages/train.py", "src/aebench/config.py", "src/aebench/plan.py",
+              "src/aebench/training.py", "src/aebench/batching.py", "src/aebench/precision.py",
+              "src/aebench/distributed.py", "src/aebench/nets.py", "src/aebench/models", "src/aebench/tracking.py",
+              "src/aebench/serving.py", "src/aebench/data/parquet.py"]
+# Evaluation depends on every processed dataset: a dataset's OoD companion
+# (evaluate.ood_companion) is another dataset's test split; the interpolation metric renders lines.
+EVALUATE_DEPS = ["stages/evaluate.py", "src/aebench/stages/evaluate.py", "src/aebench/config.py",
+                 "src/aebench/plan.py", "src/aebench/evaluation", "src/aebench/figures.py", "src/aebench/metrics",
+                 "src/aebench/training.py", "src/aebench/batching.py", "src/aebench/precision.py",
+                 "src/aebench/nets.py", "src/aebench/tracking.py", "src/aebench/data/parquet.py",
+                 "src/aebench/data/datasets/lines.py", "src/aebench/models", "data/processed"]
+DIFFMAP_DEPS = ["stages/diffmap.py", "src/aebench/stages/diffmap.py", "src/aebench/figures.py",
+                "src/aebench/diffmap.py", "src/aebench/data/parquet.py", "src/aebench/data/embedding.py"]
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -44,22 +61,28 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return params
 
 
-def resolve_model(params: Params, name: str, path: Path | str = "params.yaml", run: str | None = None):
+def resolve_model(params: Params, name: str, path: Path | str = "params.yaml", run: str | None = None,
+                  seed: int = 0):
     """(model_type, config, train_config) of model `name`: see `aebench.config.resolve_section`."""
-    return resolve_section(params, name, config_class, known_types, path, run)
+    return resolve_section(params, name, config_class, known_types, path, run, seed)
 
 
-def check_names(params: Params, dataset: str, model: str | None = None) -> None:
-    """A UserError unless `dataset` (and the run `<dataset>-<model>`) is known and planned."""
+def check_names(params: Params, dataset: str, model: str | None = None, seed: int | None = None) -> None:
+    """A UserError unless `dataset` (and the run `<dataset>-<model>`, trained with `seed`) is
+    known and planned."""
     if dataset not in known_datasets():
         raise UserError(f"unknown dataset `{dataset}`; known: {', '.join(known_datasets())} (see `datasets` in params.yaml)")
     if dataset not in params.datasets:
         raise UserError(f"dataset `{dataset}` is not listed in `datasets` of params.yaml")
     check_options(dataset, params.data.options_for(dataset).generator_options())
     check_image_options(dataset, params.data.options_for(dataset).image_options())
-    if model is not None and f"{dataset}-{model}" not in params.runs:
-        raise UserError(f"`{dataset}-{model}` is not in `runs` of params.yaml: add "
-                        f"`{dataset}-{model}: {{dataset: {dataset}, model: {model}}}` to run it")
+    run = f"{dataset}-{model}"
+    if model is not None and run not in params.runs:
+        raise UserError(f"`{run}` is not in `runs` of params.yaml: add "
+                        f"`{run}: {{dataset: {dataset}, model: {model}}}` to run it")
+    if model is not None and seed is not None and seed not in params.seeds_of(run):
+        where = f"runs.{run}.seeds" if params.runs[run].seeds else "seeds"
+        raise UserError(f"seed {seed} is not in `{where}` of params.yaml ({params.seeds_of(run)}): add it to train it")
 
 
 def needs_diffmap(params: Params, model_name: str) -> bool:
@@ -67,37 +90,69 @@ def needs_diffmap(params: Params, model_name: str) -> bool:
     return model_class(model_type_of(params, model_name)).needs_diffmap
 
 
-def train_stage(params: Params, run: str) -> str:
-    """The DVC stage that trains `run` (for error messages that say what to rerun)."""
-    group = "train_on_diffmap" if needs_diffmap(params, params.runs[run].model) else "train"
-    return f"{group}@{run}"
+def train_stage(run: str, seed: int) -> str:
+    """The DVC stage that trains `run` with `seed` (for messages that say what to rerun)."""
+    return f"train-{run}@{seed}"
 
 
-def stage_plan(params: Params) -> dict:
-    """The variables dvc.yaml reads from plan.yaml."""
-    runs = {key: {"dataset": run.dataset, "model": run.model} for key, run in params.runs.items()}
-    on_diffmap = {key: run for key, run in runs.items() if needs_diffmap(params, run["model"])}
-    return {
-        "train_runs": {key: run for key, run in runs.items() if key not in on_diffmap},
-        "train_on_diffmap_runs": on_diffmap,
-        "diffmap_datasets": [d for d in params.datasets if any(r["dataset"] == d for r in on_diffmap.values())],
-    }
+def _seed_matrix(params: Params, run: str) -> dict:
+    """A run's seeds as DVC reads them from params.yaml, so `dvc exp run -S` can change them."""
+    return {"seed": f"${{runs.{run}.seeds}}" if params.runs[run].seeds else "${seeds}"}
 
 
-def render_plan(params: Params) -> str:
-    return PLAN_HEADER + yaml.safe_dump(stage_plan(params), sort_keys=False, default_flow_style=None, width=100)
+def run_stages(params: Params) -> dict:
+    """The generated stage groups: `diffmap` for the datasets of runs that need it, and per run
+    a `train-<run>` and an `evaluate-<run>` matrix over its seeds."""
+    on_diffmap = {key for key, run in params.runs.items() if needs_diffmap(params, run.model)}
+    stages: dict = {}
+    diffmap_datasets = [d for d in params.datasets if any(params.runs[k].dataset == d for k in on_diffmap)]
+    if diffmap_datasets:
+        stages["diffmap"] = {"foreach": diffmap_datasets, "do": {
+            "cmd": "python stages/diffmap.py --dataset ${item}",
+            "deps": DIFFMAP_DEPS + ["data/processed/${item}"], "params": ["diffmap"], "outs": ["data/diffmap/${item}"]}}
+    for key, run in params.runs.items():
+        args = f"--dataset {run.dataset} --model {run.model} --seed ${{item.seed}}"
+        data = [f"data/processed/{run.dataset}"] + ([f"data/diffmap/{run.dataset}"] if key in on_diffmap else [])
+        own = [f"runs.{key}.{field}" for field in ("train", "config") if getattr(run, field)]
+        seed_dir = f"{run.dataset}/{run.model}/seed${{item.seed}}"
+        stages[f"train-{key}"] = {
+            "matrix": _seed_matrix(params, key), "cmd": f"python stages/train.py {args}",
+            "deps": TRAIN_DEPS + data, "params": ["train", f"model.{run.model}"] + own,
+            "outs": [f"models/{seed_dir}"]}
+        stages[f"evaluate-{key}"] = {
+            "matrix": _seed_matrix(params, key), "cmd": f"python stages/evaluate.py {args}",
+            "deps": EVALUATE_DEPS + [f"models/{seed_dir}"], "params": ["evaluate"],
+            "outs": [{f"eval/{seed_dir}/plots": {"cache": False}}],
+            "metrics": [{f"eval/{seed_dir}/metrics.json": {"cache": False}}]}
+    return stages
+
+
+def render_runs(params: Params) -> str:
+    """dvc.yaml's generated part: the stage groups of `run_stages`, indented under `stages:`."""
+    text = yaml.safe_dump(run_stages(params), sort_keys=False, default_flow_style=None, width=110)
+    return MARKER + "".join(f"  {line}\n" if line else "\n" for line in text.splitlines())
+
+
+def _head(path: Path) -> str:
+    if not path.is_file():
+        raise UserError(f"{path} not found: run from the repository root or set AEBENCH_ROOT")
+    text = path.read_text()
+    if MARKER not in text:
+        raise UserError(f"{path} lacks the line that starts its generated part ({MARKER.strip()}): "
+                        f"restore it at the end of `stages:` (`git checkout dvc.yaml`)")
+    return text[:text.index(MARKER)]
 
 
 def check_plan(params: Params, root: Path) -> None:
-    """A UserError when `<root>/plan.yaml` is not the plan of these params."""
-    path = root / PLAN_FILE
-    if not path.exists() or path.read_text() != render_plan(params):
-        raise UserError(f"{path} does not match params.yaml (runs or their models changed): run "
+    """A UserError when `<root>/dvc.yaml`'s generated part is not the one of these params."""
+    path = root / DVC_FILE
+    if path.read_text() != _head(path) + render_runs(params):
+        raise UserError(f"{path} does not match params.yaml (runs, their models or their own seeds changed): run "
                         f"`python -m aebench.plan` (or `make repro`), then `dvc repro` again")
 
 
 def params_for_stage(root: Path) -> Params:
-    """A stage's params: validated, and under DVC checked against plan.yaml."""
+    """A stage's params: validated, and under DVC checked against dvc.yaml's runs."""
     params = load_params(root / "params.yaml")
     if os.environ.get("DVC_STAGE"):
         check_plan(params, root)
@@ -105,22 +160,23 @@ def params_for_stage(root: Path) -> Params:
 
 
 def write_plan(root: Path) -> Path:
-    path = root / PLAN_FILE
-    text = render_plan(load_params(root / "params.yaml"))
-    if not path.exists() or path.read_text() != text:
+    """Rewrite dvc.yaml's generated part from params.yaml (the file is left alone when it matches)."""
+    path = root / DVC_FILE
+    text = _head(path) + render_runs(load_params(root / "params.yaml"))
+    if path.read_text() != text:
         path.write_text(text)
     return path
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="write (or --check) plan.yaml, the stage lists dvc.yaml reads")
-    parser.add_argument("--check", action="store_true", help="only check that plan.yaml matches params.yaml")
+    parser = argparse.ArgumentParser(description="write (or --check) dvc.yaml's per-run stages from params.yaml")
+    parser.add_argument("--check", action="store_true", help="only check that dvc.yaml matches params.yaml")
     args = parser.parse_args(argv)
     root = repo_root()
     if args.check:
         check_plan(load_params(root / "params.yaml"), root)
-        print(f"{root / PLAN_FILE}: up to date")
+        print(f"{root / DVC_FILE}: up to date")
     else:
         print(f"{write_plan(root)}: written")
 

@@ -154,9 +154,10 @@ class RunLogger:
             self._pending.pop(0).wait()
 
 
-def start_run(mlflow_client, dataset: str, model: str, tags: dict[str, str], params: dict[str, str],
+def start_run(mlflow_client, dataset: str, model: str, seed: int, tags: dict[str, str], params: dict[str, str],
               run_id: str | None = None, root: Path | None = None) -> str:
-    """Reuse `run_id` (a resumed training) when it still exists, else open a new run."""
+    """Reuse `run_id` (a resumed training) when it still exists, else open a new run, named
+    `<model>-seed<seed>` and tagged with the dataset, the model and the training seed."""
     from mlflow.entities import Param
 
     if run_id:
@@ -167,11 +168,13 @@ def start_run(mlflow_client, dataset: str, model: str, tags: dict[str, str], par
         except Exception:
             log.info("run %s no longer exists; opening a new one", run_id)
     exp = experiment_id(mlflow_client, dataset, root)
-    run = mlflow_client.create_run(exp, run_name=model, tags={"dataset": dataset, "model": model, **tags})
+    run_name = f"{model}-seed{seed}"
+    run = mlflow_client.create_run(exp, run_name=run_name,
+                                   tags={"dataset": dataset, "model": model, "seed": str(seed), **tags})
     items = [Param(k, v[:6000]) for k, v in params.items()]
     for i in range(0, len(items), 100):
         mlflow_client.log_batch(run.info.run_id, params=items[i:i + 100])
-    mlflow_client.set_tag(run.info.run_id, "mlflow.runName", model)
+    mlflow_client.set_tag(run.info.run_id, "mlflow.runName", run_name)
     return run.info.run_id
 
 
@@ -204,15 +207,16 @@ def register_encoder(run_id: str, dataset: str, model: str, checkpoint: Path, ex
     return name, version
 
 
-def describe(mlflow_client, run_id: str, name: str, version: str, dataset: str, model: str, model_type: str,
-             config: dict, doc: str) -> None:
+def describe(mlflow_client, run_id: str, name: str, version: str, dataset: str, model: str, seed: int,
+             model_type: str, config: dict, doc: str) -> None:
     """A short description on the run and on the registered version: what the model is
     (its docstring's first paragraph names the paper), the dataset and its params."""
     summary = doc.split("\n\n")[0].replace("\n", " ") if doc else model_type
     params = ", ".join(f"{k}={v}" for k, v in config.items() if not isinstance(v, dict))
-    text = f"{model} ({model_type}) on {dataset}. {summary} Params: {params}."
+    text = f"{model} ({model_type}) on {dataset}, training seed {seed}. {summary} Params: {params}."
     mlflow_client.set_tag(run_id, "mlflow.note.content", text)
     mlflow_client.update_model_version(name, version, description=text)
+    mlflow_client.set_model_version_tag(name, version, "seed", str(seed))
 
 
 def tag_version(mlflow_client, name: str, version: str, metrics: dict[str, float]) -> None:
@@ -239,12 +243,12 @@ def promote(dataset: str, model: str, metric: str, root: Path | None = None) -> 
     except Exception:
         versions = []
     if not versions:
-        raise UserError(f"no registered model `{name}`: train it first (`dvc repro train@{dataset}-{model}`)")
+        raise UserError(f"no registered model `{name}`: train it first (`dvc repro train-{dataset}-{model}`)")
     newest = max(versions, key=lambda v: int(v.version))
     new_value = _metric_of(mlflow_client, newest, metric)
     if new_value is None:
         raise UserError(f"version {newest.version} of `{name}` has no metric `{metric}`: run `dvc repro "
-                        f"evaluate@{dataset}-{model}` first, or pick a metric it has")
+                        f"evaluate-{dataset}-{model}` first, or pick a metric it has")
     try:
         champion = mlflow_client.get_model_version_by_alias(name, CHAMPION)
     except Exception:

@@ -15,11 +15,14 @@ from typing import Callable
 from aebench.errors import cli_entry, setup_logging
 
 
+OPTION_TYPES = {"seed": int}  # every other option is a name
+
+
 def stage_main(run: Callable[..., object], *options: str, argv: list[str] | None = None) -> None:
     """Parse the required `--<option>` arguments and call `run` with them, in order."""
     parser = argparse.ArgumentParser(prog=f"python -m {run.__module__}", description=(run.__doc__ or "").strip())
     for option in options:
-        parser.add_argument(f"--{option}", required=True)
+        parser.add_argument(f"--{option}", required=True, type=OPTION_TYPES.get(option, str))
     args = parser.parse_args(argv)  # usage errors exit 2 here
 
     @cli_entry

@@ -1,5 +1,5 @@
-"""`evaluate@<run>`: every metric suite on one trained model, written to
-`eval/<dataset>/<model>/metrics.json` (+ plots) and logged to the model's MLflow run and
+"""`evaluate-<run>@<seed>`: every metric suite on one trained model (one training seed), written to
+`eval/<dataset>/<model>/seed<seed>/metrics.json` (+ plots) and logged to the model's MLflow run and
 registered version. A dataset's out-of-distribution companion (`evaluate.ood_companion`) is
 another dataset's test split, so evaluation depends on all processed data.
 """
@@ -23,14 +23,14 @@ from aebench.training import memory_format, resolve_device, split_tensors
 log = logging.getLogger(__name__)
 
 
-def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
-    """Evaluate one trained model; metrics to eval/<dataset>/<model>/ and its MLflow run."""
+def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> dict:
+    """Evaluate one trained model; metrics to eval/<dataset>/<model>/seed<seed>/ and its MLflow run."""
     root = root or paths.repo_root()
     params = params_for_stage(root)
-    check_names(params, dataset, model_name)
-    stage = train_stage(params, f"{dataset}-{model_name}")
-    _, _, train_cfg = resolve_model(params, model_name, root / "params.yaml", run=f"{dataset}-{model_name}")
-    mdir = paths.model_dir(dataset, model_name, root)
+    check_names(params, dataset, model_name, seed)
+    stage = train_stage(f"{dataset}-{model_name}", seed)
+    _, _, train_cfg = resolve_model(params, model_name, root / "params.yaml", run=f"{dataset}-{model_name}", seed=seed)
+    mdir = paths.model_dir(dataset, model_name, seed, root)
     run_json = mdir / "run.json"
     if not run_json.exists():
         raise UserError(f"{run_json} is missing: run `dvc repro {stage}` first")
@@ -41,7 +41,7 @@ def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
         raise UserError(f"{mdir / 'checkpoint.pt'} holds model `{payload.get('model_name')}`, not `{model_name}`: "
                         f"rerun `dvc repro {stage}`")
     processed = paths.processed_dir(dataset, root)
-    out = paths.eval_dir(dataset, model_name, root)
+    out = paths.eval_dir(dataset, model_name, seed, root)
     ev = params.evaluate
     precision, precision_key = ev.precision_for(train_cfg)
     ood = None
@@ -69,7 +69,7 @@ def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    stage_main(run, "dataset", "model", argv=argv)
+    stage_main(run, "dataset", "model", "seed", argv=argv)
 
 
 if __name__ == "__main__":

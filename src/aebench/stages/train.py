@@ -1,8 +1,10 @@
-"""`train@<run>` and `train_on_diffmap@<run>`: train one model on one dataset, checkpoint it
-to `models/<dataset>/<model>/`, register its encoder in MLflow and write `run.json`.
+"""`train-<run>@<seed>`: train one model on one dataset with one training seed, checkpoint it
+to `models/<dataset>/<model>/seed<seed>/`, register its encoder in MLflow (a version of
+`<dataset>-<model>` tagged with the seed) and write `run.json`.
 
 A run's settings travel params.yaml -> `aebench.plan.resolve_model` (the global `train:`
-section, then `model.<name>.train`, then `runs.<run>.train`) -> `aebench.training.train`,
+section, then `model.<name>.train`, then `runs.<run>.train`; the seed from the stage) ->
+`aebench.training.train`,
 which draws each epoch's batches from the model (`model.batches`, default
 `aebench.batching.iterate_batches`). A model that declares `needs_diffmap` loads
 `data/diffmap/<dataset>/` in `model.prepare`.
@@ -30,13 +32,13 @@ from aebench.training import train as run_training
 log = logging.getLogger(__name__)
 
 
-def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
-    """Train one model, checkpoint it, register its encoder in MLflow, write run.json."""
+def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> dict:
+    """Train one model with one seed, checkpoint it, register its encoder in MLflow, write run.json."""
     root = root or paths.repo_root()
     params = params_for_stage(root)
-    check_names(params, dataset, model_name)
+    check_names(params, dataset, model_name, seed)
     model_type, config, train_cfg = resolve_model(params, model_name, root / "params.yaml",
-                                                  run=f"{dataset}-{model_name}")
+                                                  run=f"{dataset}-{model_name}", seed=seed)
     processed = paths.processed_dir(dataset, root)
     train_split = read_split(processed / "train.parquet")
     val_split = read_split(processed / "val.parquet")
@@ -52,7 +54,7 @@ def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
     dhash = data_hash(processed)
     fingerprint = run_fingerprint(dataset=dataset, model=model_name, type=model_type, config=config.model_dump(),
                                train=train_cfg.model_dump(), data=dhash, inputs=inputs)
-    resume_path = paths.resume_dir(root) / f"{dataset}-{model_name}.pt"
+    resume_path = paths.resume_dir(root) / f"{dataset}-{model_name}-{paths.seed_folder(seed)}.pt"
     previous = load_resume(resume_path, fingerprint)
 
     distributed.init(device)
@@ -65,7 +67,7 @@ def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
         return {}
     client = tracking.client(root)
     run_id = tracking.start_run(
-        client, dataset, model_name,
+        client, dataset, model_name, seed,
         tags={"model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash},
         params=tracking.flatten("", {"model": config.model_dump(), "train": train_cfg.model_dump(),
                                      "model_type": model_type, "dataset": dataset}),
@@ -86,7 +88,7 @@ def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
         distributed.shutdown()
     step_logger.flush()
     model.cpu()
-    out = paths.model_dir(dataset, model_name, root)
+    out = paths.model_dir(dataset, model_name, seed, root)
     checkpoint = out / "checkpoint.pt"
     with atomic_path(checkpoint) as tmp:
         torch.save(checkpoint_payload(model, model_name, history=result.history, fingerprint=fingerprint,
@@ -95,13 +97,13 @@ def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
     with torch.no_grad():
         codes = model.encode(example).numpy()
     name, version = tracking.register_encoder(run_id, dataset, model_name, checkpoint, example.numpy(), codes)
-    tracking.describe(client, run_id, name, version, dataset, model_name, model_type, config.model_dump(),
+    tracking.describe(client, run_id, name, version, dataset, model_name, seed, model_type, config.model_dump(),
                       (type(model).__doc__ or "").strip())
     summary = {"best_val_loss": result.best_val_loss, "train_seconds": result.train_seconds,
                "train_samples_per_s": result.samples_per_s, "epochs_run": result.epochs_run}
     tracking.RunLogger(client, run_id)({k: float(v) for k, v in summary.items()}, result.epochs_run)
     run_info = {
-        "run_id": run_id, "experiment": dataset, "registered_name": name, "version": version,
+        "run_id": run_id, "experiment": dataset, "registered_name": name, "version": version, "seed": seed,
         "model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash,
         "train_seconds": result.train_seconds, "samples_per_s": result.samples_per_s,
         "epochs": result.epochs_run, "steps": result.steps, "samples_seen": result.samples_seen,
@@ -114,13 +116,13 @@ def run(dataset: str, model_name: str, root: Path | None = None) -> dict:
     write_json_atomic(out / "run.json", run_info)
     tracking.finish_run(client, run_id)
     discard_resume(resume_path)
-    log.info("%s-%s: %d epochs, %.0f samples/s, registered %s v%s", dataset, model_name, result.epochs_run,
-             result.samples_per_s, name, version)
+    log.info("%s-%s seed %d: %d epochs, %.0f samples/s, registered %s v%s", dataset, model_name, seed,
+             result.epochs_run, result.samples_per_s, name, version)
     return run_info
 
 
 def main(argv: list[str] | None = None) -> None:
-    stage_main(run, "dataset", "model", argv=argv)
+    stage_main(run, "dataset", "model", "seed", argv=argv)
 
 
 if __name__ == "__main__":
