@@ -54,26 +54,29 @@ def build_tree(root: Path, metrics: dict[str, dict[str, dict]], *, kinds=("recon
                extra_kinds: dict[tuple[str, str], list[str]] | None = None, roc: tuple[tuple[str, str], ...] = (),
                models: list[str] | None = None, n_classes: dict[str, int] | None = None,
                plan_runs: bool = True, traits: dict[str, tuple[str, ...]] | None = None,
-               factors: dict[str, tuple[str, ...]] | None = None) -> Path:
+               factors: dict[str, tuple[str, ...]] | None = None, seeds: tuple[int, ...] = (0,)) -> Path:
     """metrics: {dataset: {model: metrics dict}}; every model listed gets figures of `kinds`,
     a training curve and a run.json; `extra_kinds` adds figures to one (dataset, model);
     `n_classes`, `traits` and `factors` (names of varying factor columns) write a dataset's
     train.parquet.
-    params.yaml plans exactly these pairs in `runs` (or, with plan_runs=False, has no `runs`)."""
+    params.yaml plans exactly these pairs in `runs` (or, with plan_runs=False, has no `runs`), each
+    trained on `seeds` with the same metrics."""
     datasets = list(metrics)
     models = models or list(dict.fromkeys(m for d in metrics.values() for m in d))
     root.mkdir(parents=True, exist_ok=True)
     runs = {f"{d}-{m}": {"dataset": d, "model": m} for d in metrics for m in metrics[d]}
     (root / "params.yaml").write_text(f"datasets: {json.dumps(datasets)}\nmodels: {json.dumps(models)}\n"
                                       + (f"runs: {json.dumps(runs)}\n" if plan_runs else "")
+                                      + f"seeds: {json.dumps(list(seeds))}\n"
                                       + "train:\n  epochs: 3\n")
     for di, dataset in enumerate(datasets):
         n_classes, traits, factors = n_classes or {}, traits or {}, factors or {}
         if dataset in n_classes or dataset in traits or dataset in factors:
             write_parquet_meta(root / "data" / "processed" / dataset, n_classes.get(dataset, 1),
                                traits=traits.get(dataset, ()), factors=factors.get(dataset, ()))
-        for mi, (model, values) in enumerate(metrics[dataset].items()):
-            folder = root / "eval" / dataset / model
+        for mi, (model, values), seed in ((mi, mv, seed) for mi, mv in enumerate(metrics[dataset].items())
+                                          for seed in seeds):
+            folder = root / "eval" / dataset / model / f"seed{seed}"
             (folder / "plots").mkdir(parents=True, exist_ok=True)
             (folder / "metrics.json").write_text(json.dumps(values))
             for ki, kind in enumerate([*kinds, *(extra_kinds or {}).get((dataset, model), [])]):
@@ -84,8 +87,8 @@ def build_tree(root: Path, metrics: dict[str, dict[str, dict]], *, kinds=("recon
             run = {"run_id": f"run{di}{mi}", "registered_name": f"{dataset}-{model}", "version": "1",
                    "git_commit": "c" * 40, "data_hash": "d" * 64, "train_seconds": 10.0 + mi, "epochs": 3,
                    "device": "cpu"}
-            (root / "models" / dataset / model).mkdir(parents=True, exist_ok=True)
-            (root / "models" / dataset / model / "run.json").write_text(json.dumps(run))
+            (root / "models" / dataset / model / f"seed{seed}").mkdir(parents=True, exist_ok=True)
+            (root / "models" / dataset / model / f"seed{seed}" / "run.json").write_text(json.dumps(run))
     return root
 
 

@@ -43,15 +43,15 @@ def test_relative_mirror_is_made_absolute_against_the_checkout(tmp_path):
 def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     tree, out = tmp_path / "tree", tmp_path / "results" / "paper"
     (tree / "reports").mkdir(parents=True)
-    (tree / "eval" / "mnist" / "vae" / "plots").mkdir(parents=True)
-    (tree / "models" / "mnist" / "vae").mkdir(parents=True)
-    (tree / "eval" / "mnist" / "vae" / "plots" / "roc.png").write_bytes(b"png")
-    (tree / "eval" / "mnist" / "vae" / "metrics.json").write_text('{"knn_acc": 0.9}')
-    (tree / "models" / "mnist" / "vae" / "run.json").write_text('{"steps": 10}')
-    (tree / "models" / "mnist" / "vae" / "checkpoint.pt").write_bytes(b"big")
+    (tree / "eval" / "mnist" / "vae" / "seed0" / "plots").mkdir(parents=True)
+    (tree / "models" / "mnist" / "vae" / "seed0").mkdir(parents=True)
+    (tree / "eval" / "mnist" / "vae" / "seed0" / "plots" / "roc.png").write_bytes(b"png")
+    (tree / "eval" / "mnist" / "vae" / "seed0" / "metrics.json").write_text('{"knn_acc": 0.9}')
+    (tree / "models" / "mnist" / "vae" / "seed0" / "run.json").write_text('{"steps": 10}')
+    (tree / "models" / "mnist" / "vae" / "seed0" / "checkpoint.pt").write_bytes(b"big")
     (tree / "reports" / "figures").mkdir()
     (tree / "reports" / "figures" / "curves.png").write_bytes(b"png")
-    (tree / "reports" / "summary.md").write_text("![roc](../eval/mnist/vae/plots/roc.png) [gone](../eval/x.png)\n"
+    (tree / "reports" / "summary.md").write_text("![roc](../eval/mnist/vae/seed0/plots/roc.png) [gone](../eval/x.png)\n"
                                                  "![curves](figures/curves.png) [site](https://example.org/x.png)\n")
     (tree / "reports" / "claims.json").write_text("[]")
     (tree / "reports" / "claims.md").write_text("| claims |")
@@ -66,9 +66,10 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     collect(tree, out, profile, 12.34)
     collect(tree, out, profile, 5.0)  # a resumed run: both are recorded
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert files == ["claims.json", "claims.md", "eval/mnist/vae/metrics.json", "eval/mnist/vae/plots/roc.png",
-                     "figures/curves.png", "models/mnist/vae/run.json", "params.yaml", "provenance.json", "summary.md"]
-    assert (out / "summary.md").read_text().startswith("![roc](eval/mnist/vae/plots/roc.png)")
+    assert files == ["claims.json", "claims.md", "eval/mnist/vae/seed0/metrics.json", "eval/mnist/vae/seed0/plots/roc.png",
+                     "figures/curves.png", "models/mnist/vae/seed0/run.json", "params.yaml", "provenance.json",
+                     "summary.md"]
+    assert (out / "summary.md").read_text().startswith("![roc](eval/mnist/vae/seed0/plots/roc.png)")
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["wall_seconds"] == 5.0 and len(provenance["commit"]) == 40
     assert [r["wall_seconds"] for r in provenance["runs"]] == [12.3, 5.0]

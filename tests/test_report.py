@@ -46,7 +46,7 @@ def tree(tmp_path_factory) -> Path:
     (root / "params.yaml").write_text(PARAMS)
     png = _tiny_png()
     for model, metrics in (("ae", AE_METRICS), ("vae", VAE_METRICS)):
-        folder = root / "eval" / "mnist" / model
+        folder = root / "eval" / "mnist" / model / "seed0"
         (folder / "plots").mkdir(parents=True)
         # json.dumps writes NaN as the bare token NaN, as the evaluate stage does.
         (folder / "metrics.json").write_text(json.dumps(metrics))
@@ -65,8 +65,8 @@ def tree(tmp_path_factory) -> Path:
         "train_seconds": 75.0,
         "epochs": 2,
     }
-    (root / "models" / "mnist" / "ae").mkdir(parents=True)
-    (root / "models" / "mnist" / "ae" / "run.json").write_text(json.dumps(run))
+    (root / "models" / "mnist" / "ae" / "seed0").mkdir(parents=True)
+    (root / "models" / "mnist" / "ae" / "seed0" / "run.json").write_text(json.dumps(run))
     (root / "data" / "processed" / "mnist").mkdir(parents=True)
     (root / "data" / "processed" / "mnist" / "validation.json").write_text(json.dumps({"success": True}))
     # "acai" is configured but has no eval/ or models/ folder at all.
@@ -203,7 +203,7 @@ def test_markdown_tables_are_well_formed(built):
 def test_markdown_links_figures_relatively(built):
     root, _, md_path, _, md = built
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert "../eval/mnist/ae/plots/reconstructions.png" in links
+    assert "../eval/mnist/ae/seed0/plots/reconstructions.png" in links
     assert all(not link.startswith(("/", "http")) for link in links)
     for link in links:
         assert (md_path.parent / link).is_file(), link
@@ -230,8 +230,8 @@ def test_empty_tree_does_not_crash(tmp_path):
 
 def test_unreadable_metrics_are_reported_not_raised(tmp_path):
     (tmp_path / "params.yaml").write_text("datasets: [d]\nmodels: [m]\n")
-    (tmp_path / "eval" / "d" / "m").mkdir(parents=True)
-    (tmp_path / "eval" / "d" / "m" / "metrics.json").write_text("{not json")
+    (tmp_path / "eval" / "d" / "m" / "seed0").mkdir(parents=True)
+    (tmp_path / "eval" / "d" / "m" / "seed0" / "metrics.json").write_text("{not json")
     html_path, _ = build_report(tmp_path)
     assert "unreadable metrics.json" in html_path.read_text("utf-8")
 

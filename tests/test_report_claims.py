@@ -1,4 +1,5 @@
-"""The claims table: the packaged claims.yaml, and held / not held / not run on known numbers."""
+"""The claims table: the packaged claims.yaml, and held / not held / inconclusive / not run on
+known per-seed numbers."""
 
 from __future__ import annotations
 
@@ -14,16 +15,27 @@ from report_fake_tree import write_parquet_meta
 
 from aebench.errors import UserError
 from aebench.evaluation.directions import DIRECTIONS
-from aebench.report.claims import (CLAIMS_FILE, HELD, NOT_HELD, NOT_RUN, TRAITS, Budget, Check, Claim, PaperFigure,
-                                   RunData, claims_json, evaluate_claim, evaluate_claims, load_claims, read_traits)
+from aebench.report.claims import (CLAIMS_FILE, HELD, INCONCLUSIVE, NOT_HELD, NOT_RUN, TRAITS, Budget, Check, Claim,
+                                   PaperFigure, RunData, claims_json, evaluate_claim, evaluate_claims, load_claims,
+                                   read_traits)
+
+SEEDS = (0, 1, 2)
+
+
+def per_seed(metrics: dict | None, seeds=SEEDS) -> dict[int, dict | None]:
+    """One run's metrics per seed: a list gives each seed's value, a number the same on every seed."""
+    if metrics is None:
+        return {seed: None for seed in seeds}
+    return {seed: {k: (v[i] if isinstance(v, list) else v) for k, v in metrics.items()} for i, seed in enumerate(seeds)}
 
 
 def run_data(metrics: dict[tuple[str, str], dict | None], datasets=("d",), models=None, n_classes=None,
-             traits=None, budgets=None) -> RunData:
+             traits=None, budgets=None, seeds=SEEDS) -> RunData:
     models = models if models is not None else sorted({m for _, m in metrics})
     traits = traits if traits is not None else {d: set(TRAITS) for d in datasets}
-    return RunData(datasets=list(datasets), models=list(models), metrics=metrics, n_classes=n_classes or {},
-                   traits=traits, budgets=budgets or {})
+    return RunData(datasets=list(datasets), models=list(models),
+                   seed_metrics={key: per_seed(m, seeds) for key, m in metrics.items()},
+                   n_classes=n_classes or {}, traits=traits, budgets=budgets or {})
 
 
 def claim(*checks: dict, needs=("labels",), **fields) -> Claim:
@@ -81,7 +93,7 @@ def test_comparison_held_and_not_held():
     c = claim({"metric": "interp_smoothness", "model": "acai", "op": "<", "other_model": "ae"})
     held = one_row(c, run_data({("d", "acai"): {"interp_smoothness": 0.1}, ("d", "ae"): {"interp_smoothness": 0.44}}))
     assert held.status == HELD
-    assert held.checks[0].describe() == "interp_smoothness: acai 0.100 < ae 0.440"
+    assert held.checks[0].describe() == "interp_smoothness: acai 0.100 ± 0 (n=3) < ae 0.440 ± 0 (n=3)"
     failed = one_row(c, run_data({("d", "acai"): {"interp_smoothness": 0.5}, ("d", "ae"): {"interp_smoothness": 0.44}}))
     assert failed.status == NOT_HELD and failed.reasons == []
 
@@ -89,7 +101,7 @@ def test_comparison_held_and_not_held():
 def test_values_equal_when_rounded_are_shown_with_more_digits():
     c = claim({"metric": "ood_auroc", "model": "a", "op": ">=", "other_model": "b"})
     row = one_row(c, run_data({("d", "a"): {"ood_auroc": 0.99973141}, ("d", "b"): {"ood_auroc": 0.99996934}}))
-    assert row.checks[0].describe() == "ood_auroc: a 0.999731 >= b 0.999969"
+    assert row.checks[0].describe() == "ood_auroc: a 0.999731 ± 0 (n=3) >= b 0.999969 ± 0 (n=3)"
 
 
 def test_ties_hold_only_for_non_strict_ops():
@@ -105,8 +117,8 @@ def test_other_metric_of_the_same_model_with_a_margin():
               {"metric": "style_acc", "model": "m", "op": "<", "other_metric": "chance_acc", "plus": 0.1})
     result = one_row(c, run_data({("d", "m"): {"content_acc": 0.9, "style_acc": 0.15, "chance_acc": 0.11}}))
     assert result.status == HELD
-    assert result.checks[0].describe() == "m: content_acc 0.900 > style_acc 0.150"
-    assert result.checks[1].describe() == "m: style_acc 0.150 < chance_acc 0.110 + 0.1 (0.210)"
+    assert result.checks[0].describe() == "m: content_acc 0.900 ± 0 (n=3) > style_acc 0.150 ± 0 (n=3)"
+    assert result.checks[1].describe() == "m: style_acc 0.150 ± 0 (n=3) < chance_acc 0.110 ± 0 (n=3) + 0.1 (0.210)"
     assert math.isclose(result.checks[1].threshold, 0.21)
     # style 0.25 is not within 0.1 of chance 0.11
     result = one_row(c, run_data({("d", "m"): {"content_acc": 0.9, "style_acc": 0.25, "chance_acc": 0.11}}))
@@ -120,7 +132,7 @@ def test_fixed_value_and_chance_from_n_classes():
     chance = claim({"metric": "style_acc", "model": "m", "op": "<", "value_from": "1/n_classes", "plus": 0.05})
     result = one_row(chance, run_data(metrics, n_classes={"d": 10}))
     assert result.status == NOT_HELD  # 0.18 is not below 0.1 + 0.05
-    assert result.checks[0].describe() == "style_acc: m 0.180 < 1/n_classes = 1/10 + 0.05 (0.150)"
+    assert result.checks[0].describe() == "style_acc: m 0.180 ± 0 (n=3) < 1/n_classes = 1/10 + 0.05 (0.150)"
     assert one_row(chance, run_data(metrics, n_classes={"d": 4})).status == HELD  # 0.18 < 0.30
     unknown = one_row(chance, run_data(metrics))
     assert unknown.status == NOT_RUN and "number of classes" in unknown.reasons[0]
@@ -278,23 +290,105 @@ def test_paper_side_by_side_shows_numbers_or_words_and_the_budget_ratio():
 
 def test_claims_json_rows_have_the_documented_schema():
     c = claim(ACC, {"metric": "style_acc", "model": "a", "op": "<", "value_from": "1/n_classes", "plus": 0.1})
-    run = run_data({("d", "a"): {"knn_acc": 0.9, "style_acc": float("nan")}, ("d", "b"): {"knn_acc": 0.5}},
+    run = run_data({("d", "a"): {"knn_acc": [0.9, 0.8, 0.85], "style_acc": float("nan")},
+                    ("d", "b"): {"knn_acc": [0.5, 0.55, 0.6]}},
                    n_classes={"d": 10}, budgets={("d", "a"): Budget(10, 8, 80, 0.5), ("d", "b"): None})
     rows = claims_json(evaluate_claims([c], run) + evaluate_claim(claim(ACC, needs=("lines",)), run_data({}, traits={})))
     json.dumps(rows, allow_nan=False)  # strict JSON: no NaN
-    keys = {"claim", "paper", "statement", "dataset", "status", "reason", "checks", "budgets", "budget_note",
-            "paper_result", "paper_figures", "explanation"}
+    keys = {"claim", "paper", "statement", "dataset", "status", "reason", "min_seeds", "checks", "budgets",
+            "budget_note", "paper_result", "paper_figures", "explanation"}
     assert all(set(r) == keys for r in rows)
     first, missing = rows
-    assert (first["dataset"], first["status"]) == ("d", NOT_RUN)
+    assert (first["dataset"], first["status"], first["min_seeds"]) == ("d", NOT_RUN, 3)
     held, not_run = first["checks"]
-    assert held["status"] == HELD and held["left"] == {"model": "a", "metric": "knn_acc", "value": 0.9}
-    assert held["right"] == {"model": "b", "metric": "knn_acc", "value": 0.5}
-    assert not_run["left"]["value"] is None and not_run["right"]["value"] == pytest.approx(0.1)
-    assert not_run["threshold"] == pytest.approx(0.2) and not_run["why_not_run"] == "a: no `style_acc`"
+    assert held["status"] == HELD
+    assert held["left"] == {"model": "a", "metric": "knn_acc", "seeds": [0, 1, 2], "values": [0.9, 0.8, 0.85],
+                            "n": 3, "mean": pytest.approx(0.85), "sd": pytest.approx(0.05)}
+    assert held["right"]["values"] == [0.5, 0.55, 0.6] and held["right"]["seeds"] == [0, 1, 2]
+    d = held["difference"]
+    assert d["mean"] == pytest.approx(0.3) and d["low"] > 0 and d["high"] > d["low"] and d["level"] == 0.95
+    assert d["method"] == "paired t over 3 shared seeds" and d["n"] == 3
+    assert not_run["left"]["values"] == [] and not_run["left"]["mean"] is None
+    assert not_run["right"] == {"text": "1/n_classes = 1/10", "value": pytest.approx(0.1)}
+    assert not_run["threshold"] == pytest.approx(0.2) and not_run["why"] == "a: no `style_acc`"
+    assert not_run["difference"] is None
     assert first["budgets"] == {"a": {"steps": 10, "batch_size": 8, "samples_seen": 80, "train_seconds": 0.5},
                                 "b": None}
     assert (missing["dataset"], missing["status"]) == (None, NOT_RUN) and "lines" in missing["reason"]
+
+
+# --------------------------------------------------------------------------- over seeds
+
+
+def test_a_straddling_interval_is_inconclusive_and_a_clear_one_decides():
+    noisy = run_data({("d", "a"): {"knn_acc": [0.60, 0.50, 0.70]}, ("d", "b"): {"knn_acc": [0.55, 0.60, 0.52]}})
+    row = one_row(claim(ACC), noisy)
+    assert row.status == INCONCLUSIVE and row.checks[0].difference.low < 0 < row.checks[0].difference.high
+    assert "95% CI" in row.checks[0].interval_text() and "paired t over 3 shared seeds" in row.checks[0].interval_text()
+    worse = run_data({("d", "a"): {"knn_acc": [0.40, 0.42, 0.41]}, ("d", "b"): {"knn_acc": [0.60, 0.61, 0.62]}})
+    assert one_row(claim(ACC), worse).status == NOT_HELD
+
+
+def test_too_few_seeds_are_inconclusive_whatever_the_values():
+    one_seed = run_data({("d", "a"): {"knn_acc": 0.9}, ("d", "b"): {"knn_acc": 0.1}}, seeds=(0,))
+    row = one_row(claim(ACC), one_seed)
+    assert row.status == INCONCLUSIVE
+    assert row.checks[0].why == "a: 1 seed; b: 1 seed (the claim needs 3)"
+    assert row.checks[0].difference.low is None and row.checks[0].difference.mean == pytest.approx(0.8)
+    two = run_data({("d", "a"): {"knn_acc": [0.9, 0.91]}, ("d", "b"): {"knn_acc": [0.1, 0.11]}}, seeds=(0, 1))
+    assert one_row(claim(ACC), two).status == INCONCLUSIVE
+    assert one_row(claim(ACC, min_seeds=2), two).status == HELD  # a claim may ask for fewer
+
+
+def test_sides_with_different_seeds_use_welch():
+    run = run_data({("d", "a"): {"knn_acc": [0.9, 0.91, 0.92]}, ("d", "b"): {"knn_acc": [0.5, 0.52, 0.51]}})
+    run.seed_metrics[("d", "b")] = {seed: {"knn_acc": v} for seed, v in zip((3, 4, 5, 6), (0.5, 0.52, 0.51, 0.5))}
+    check = one_row(claim(ACC), run).checks[0]
+    assert check.status == HELD and check.difference.method == "Welch t (3 vs 4 seeds)"
+
+
+def test_an_equivalence_margin_at_a_ceiling():
+    at_ceiling = {("d", "a"): {"ood_auroc": [0.99990, 0.99992, 0.99989]},
+                  ("d", "b"): {"ood_auroc": [0.99997, 0.99996, 0.99998]}}
+    strict = {"metric": "ood_auroc", "model": "a", "op": ">=", "other_model": "b"}
+    assert one_row(claim(strict), run_data(at_ceiling)).status == NOT_HELD
+    margin = {**strict, "tolerance": 0.005, "tolerance_why": "no difference at the ceiling"}
+    row = one_row(claim(margin), run_data(at_ceiling))
+    assert row.status == HELD and "tolerance 0.005" in row.checks[0].interval_text()
+    far_below = {("d", "a"): {"ood_auroc": [0.96, 0.97, 0.965]}, ("d", "b"): {"ood_auroc": [1.0, 1.0, 0.999]}}
+    assert one_row(claim(margin), run_data(far_below)).status == NOT_HELD
+    with pytest.raises(ValidationError, match="tolerance_why"):
+        Check(**{**strict, "tolerance": 0.005})
+    with pytest.raises(ValidationError, match="needs `<=` or `>=`"):
+        Check(**{**margin, "op": ">"})
+
+
+def test_explanations_render_their_numbers_from_the_row(tmp_path):
+    (tmp_path / "curve.json").write_text(json.dumps({"points": [{"checks": [{"left": 0.0352}]}]}))
+    text = ("a {a.knn_acc} ± {a.knn_acc.sd} over {a.knn_acc.n} seeds vs b {b.knn_acc}; other {c.knn_acc}; "
+            "difference from {check1.low} to {check1.high}; {budget.a.steps} steps; paper {paper.a.knn_acc}; "
+            "curve {curve.points.0.checks.0.left}; absent {a.nothing}")
+    c = claim(ACC, explanations=[{"status": "*", "text": text, "sources": {"curve": "curve.json"}}],
+              paper_figures=[{"dataset": "d", "model": "a", "metric": "knn_acc", "value": 0.98, "setting": "s",
+                              "source": "t"}])
+    run = run_data({("d", "a"): {"knn_acc": [0.9, 0.8, 0.85]}, ("d", "b"): {"knn_acc": 0.5},
+                    ("d", "c"): {"knn_acc": 0.7}}, models=["a", "b", "c"], budgets={("d", "a"): Budget(300, 64)})
+    run.root = tmp_path
+    row = evaluate_claims([c], run)[0]
+    low, high = row.checks[0].difference.low, row.checks[0].difference.high
+    assert row.explanation == (f"a 0.850 ± 0.050 over 3 seeds vs b 0.500; other 0.700; difference from "
+                               f"{low:.3f} to {high:.3f}; 300 steps; paper 0.980; curve 0.0352; absent —")
+
+
+def test_no_typed_number_in_the_packaged_explanations():
+    """Every number an explanation states is a field rendered from data (digits inside names,
+    3x3 kernels and the like aside)."""
+    import re
+
+    for c in load_claims():
+        for e in c.explanations:
+            prose = re.sub(r"\{[^}]*\}", "", e.text)
+            assert not re.findall(r"(?<![\w.])\d+\.\d+|\d{1,3},\d{3}", prose), (c.id, e.dataset, prose)
 
 
 def test_budget_from_run_json():

@@ -33,7 +33,7 @@ CLAIMS = {"claims": [
 def built(tmp_path_factory):
     root = build_tree(tmp_path_factory.mktemp("repo"), METRICS, models=["ae", "vae", "mlvae", "acai"],
                       extra_kinds={("digits", "mlvae"): ["swap_grid", "zeta_custom"], ("digits", "vae"): ["roc"]},
-                      n_classes={"digits": 10}, traits={"lines": ("lines",)})
+                      n_classes={"digits": 10}, traits={"lines": ("lines",)}, seeds=(0, 1, 2))
     claims = root / "claims.yaml"
     claims.write_text(yaml.safe_dump(CLAIMS))
     html_path, md_path = build_report(root, claims_path=claims)
@@ -80,10 +80,15 @@ def _structure(html: str) -> _Structure:
 def test_claims_statuses_and_numbers(built):
     root, html, md = built
     assert _structure(html).claims == {"acai-smooth": "held", "mlvae-style": "not held", "dvae-loop": "not run"}
-    assert "interp_smoothness: acai 0.100 &lt; ae 0.440" in html
-    assert "style_acc: mlvae 0.350 &lt; 1/n_classes = 1/10 + 0.1 (0.200)" in html
+    assert "interp_smoothness: acai 0.100 ± 0 (n=3) &lt; ae 0.440 ± 0 (n=3)" in html
+    assert "style_acc: mlvae 0.350 ± 0 (n=3) &lt; 1/n_classes = 1/10 + 0.1 (0.200)" in html
+    assert "difference -0.34, 95% CI [-0.34, -0.34], paired t over 3 shared seeds" in html
     assert "no dataset of this run has what the claim needs: manifold" in html
-    assert "1 held · 1 not held · 1 not run" in html and "1 held · 1 not held · 1 not run" in md
+    counts = "1 held · 1 not held · 0 inconclusive · 1 not run"
+    assert counts in html and counts in md
+    # every claim row with values has its seeds figure, embedded in the page and linked from summary.md
+    assert html.count('<img class="seeds"') == 2 and (root / "reports/figures/claim_acai-smooth-lines.png").is_file()
+    assert "](figures/claim_acai-smooth-lines.png)" in md
     claims_md = (root / "reports" / "claims.md").read_text()
     assert re.search(r"^\| \*\*held\*\* \| ACAI \| ACAI interpolates smoothly\. \| lines \| ✓ interp_smoothness", claims_md, re.M)
     assert claims_md.strip() in md
@@ -105,15 +110,15 @@ def test_markdown_shows_figures_side_by_side(built):
     block = md.split("#### Reconstructions", 1)[1].split("####", 1)[0]
     assert "| ae | vae | mlvae |" in block
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", block)
-    assert links[:3] == [f"../eval/digits/{m}/plots/reconstructions.png" for m in ("ae", "vae", "mlvae")]
+    assert links[:3] == [f"../eval/digits/{m}/seed0/plots/reconstructions.png" for m in ("ae", "vae", "mlvae")]
     assert all((root / "reports" / link).is_file() for link in links)
 
 
 def test_provenance_times_and_data_hashes(built):
     root, html, md = built
-    # train: run.json train_seconds 10 + 11 + 12 on digits, 10 + 11 on lines (acai is 2nd there).
-    assert re.search(r"\| train \| 5/5 \| 54\.0 s \| models/<dataset>/<model>/run\.json: train_seconds \|", md)
-    assert re.search(r"\| evaluate \| 2/5 \| 10\.0 s \| eval/", md)
+    # train: run.json train_seconds 10 + 11 + 12 on digits, 10 + 11 on lines (acai is 2nd there), 3 seeds each
+    assert re.search(r"\| train \| 15/15 \| 2 min 42 s \| models/<dataset>/<model>/seed<seed>/run\.json: train_seconds \|", md)
+    assert re.search(r"\| evaluate \| 6/15 \| 30\.0 s \| eval/", md)
     assert re.search(r"\| diffmap \| 0/2 \| not recorded \|", md)
     assert "DVC records no stage durations" in html
     # both have processed data whose hash differs from the runs' recorded one

@@ -6,12 +6,12 @@ workspace so that the default `params.yaml` stays the quick default.
 1. validates `profiles/paper.yaml` like params.yaml (`aebench check profiles/paper.yaml`);
 2. checks out the current commit into `.profiles/paper/` (a git worktree, ignored), writes
    the profile there as its `params.yaml`, with a relative `data.mirror` made absolute
-   against this checkout, writes its plan.yaml (`python -m aebench.plan`) and runs `dvc repro`
+   against this checkout, writes its per-run stages into its dvc.yaml (`python -m aebench.plan`) and runs `dvc repro`
    in it with that worktree's code (the warm stage server on, as `make repro`). Its DVC
    lock and cache, MLflow store and outputs stay there, so a second run resumes where the
    first stopped and reruns only what changed;
 3. copies what a reader needs into `results/paper/`: `summary.md` (figure links rewritten),
-   `claims.json`, `claims.md`, every run's `metrics.json` and `run.json`, the figures
+   `claims.json`, `claims.md`, every run's and seed's `metrics.json` and `run.json`, the figures
    summary.md links, the profile itself, and `provenance.json` (commit, date, machine,
    wall time of this `dvc repro` and of every earlier one of the worktree: a resumed run
    reruns only what changed, so the full cost is in the first).
@@ -92,7 +92,7 @@ def profile_params(profile: Path, root: Path) -> str:
 
 
 def run_dvc(tree: Path) -> float:
-    """`dvc repro` in the worktree with its own code, after writing the profile's plan.yaml
+    """`dvc repro` in the worktree with its own code, after writing the profile's per-run stages
     (`aebench.plan`), with the warm stage server on as `make repro` has it; returns the wall seconds."""
     env = dict(os.environ, PYTHONPATH=str(tree / "src"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     env.pop("AEBENCH_ROOT", None)
@@ -128,7 +128,7 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_
     write_text_atomic(out / "summary.md", summary.replace("](../", "]("))
     for name in ("claims.json", "claims.md"):
         shutil.copy2(tree / "reports" / name, out / name)
-    for pattern in ("eval/*/*/metrics.json", "models/*/*/run.json"):
+    for pattern in ("eval/*/*/seed*/metrics.json", "models/*/*/seed*/run.json"):
         for source in sorted(tree.glob(pattern)):
             target = out / source.relative_to(tree)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The one evaluator: encodes the test split once and runs every suite that applies.
 
-Outputs, for `eval/<dataset>/<model>/`:
+Outputs, for `eval/<dataset>/<model>/seed<seed>/`:
 - `metrics.json`: flat JSON of floats (DVC metrics; which way is better for each key:
   `aebench.evaluation.directions`);
 - `plots/`: PNG figures (reconstructions, samples, a 2-D map of the codes) and

@@ -2,7 +2,7 @@
 the evaluator, a model or a dataset: `aebench.evaluation.suites` feeds them arrays.
 
 `DIRECTIONS` says, for every key the shared evaluation suites write into
-`eval/<dataset>/<model>/metrics.json`, whether larger ("max") or smaller ("min") is better.
+`eval/<dataset>/<model>/seed<seed>/metrics.json`, whether larger ("max") or smaller ("min") is better.
 Models declare the directions of their own metrics; `aebench.evaluation.directions` joins
 them all for the report and `aebench promote`.
 """

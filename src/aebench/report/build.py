@@ -9,10 +9,12 @@
   compared side by side, and provenance (`html_page.py`);
 - `summary.md`: the same in GitHub Markdown, figures linked by relative path (`markdown.py`);
 - `claims.md`: the claims table alone, to paste into the README;
-- `claims.json`: the same rows as data (`claims.claims_json`: status, both values of every
-  check, each compared model's budget, the paper's figures, the explanation);
+- `claims.json`: the same rows as data (`claims.claims_json`: status, every seed's value of
+  both sides of every check with the interval of their difference, each compared model's
+  budget, the paper's figures, the explanation);
 - `figures/training_curves_<dataset>.png`, `figures/group_size_<dataset>.png`: the
-  training-curve and group-size figures summary.md links to;
+  training-curve and group-size figures summary.md links to; `figures/claim_<claim>-<dataset>.png`:
+  every training seed's value of each side of a claim row's checks;
 - `plots/training_curves.csv`, `plots/roc.csv`: every model's curves for `dvc plots show`
   (`dvc_plots.py`).
 """
@@ -25,9 +27,9 @@ from pathlib import Path
 from aebench.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from aebench.paths import reports_dir
 from aebench.report import dvc_plots
-from aebench.report.claims import HELD, claims_json
+from aebench.report.claims import HELD, claims_json, row_json, row_key
 from aebench.report.collect import collect
-from aebench.report.figures import render_group_curves, render_training_curves
+from aebench.report.figures import render_claim_seeds, render_group_curves, render_training_curves
 from aebench.report.formatting import slug
 from aebench.report.html_page import render_html
 from aebench.report.markdown import claims_table, render_markdown
@@ -60,12 +62,20 @@ def build_report(root: Path, out_dir: Path | None = None, *, claims_path: Path |
             group_curves[ds.name] = png
             group_files[ds.name] = out_dir / "figures" / f"group_size_{slug(ds.name)}.png"
             write_bytes_atomic(group_files[ds.name], png)
+    claim_figures: dict[str, bytes] = {}
+    claim_files: dict[str, Path] = {}
+    for row in report.claims:
+        png = render_claim_seeds(row_json(row))
+        if png:
+            claim_figures[row_key(row)] = png
+            claim_files[row_key(row)] = out_dir / "figures" / f"claim_{slug(row_key(row))}.png"
+            write_bytes_atomic(claim_files[row_key(row)], png)
     dvc_plots.write_tables(report.datasets, out_dir)
     html_path, md_path = out_dir / "index.html", out_dir / "summary.md"
-    write_text_atomic(out_dir / "claims.md", claims_table(report.claims) + "\n")
+    write_text_atomic(out_dir / "claims.md", claims_table(report.claims, claim_files, out_dir) + "\n")
     write_json_atomic(out_dir / "claims.json", claims_json(report.claims))
-    write_text_atomic(html_path, render_html(report, curves, group_curves))
-    write_text_atomic(md_path, render_markdown(report, out_dir, curve_files, group_files))
+    write_text_atomic(html_path, render_html(report, curves, group_curves, claim_figures))
+    write_text_atomic(md_path, render_markdown(report, out_dir, curve_files, group_files, claim_files))
     evaluated = sum(r.metrics is not None for ds in report.datasets for r in ds.models)
     total = sum(len(ds.models) for ds in report.datasets)
     held = sum(c.status == HELD for c in report.claims)

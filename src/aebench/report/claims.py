@@ -1,4 +1,5 @@
-"""The claims table: each paper's claims, checked on every dataset of a run that qualifies.
+"""The claims table: each paper's claims, checked on every dataset of a run that qualifies,
+over every training seed of the compared runs.
 
 The claims are data (`claims.yaml` beside this file); no model or dataset name appears in
 code. A claim names a paper, a statement, the data it `needs` and one or more checks. A
@@ -11,12 +12,18 @@ claim whose models it trained. Each check compares one model's metric with
 - a number: `value`, or `value_from: 1/n_classes` (chance level, read from the schema
   metadata `aebench.n_classes` of `data/processed/<dataset>/train.parquet`),
 
-plus an optional `plus` added to the right-hand side (a margin). A row is "held" when every
-check holds, "not held" when one measured check fails, and "not run" when a model or metric
-it needs is absent from the run, with the reason and every number that was measured. Rows
-also carry each compared model's training budget (`Budget`), the paper's own figures for
-that dataset, and the explanation written in claims.yaml for that dataset and status.
-`claims_json` turns rows into `reports/claims.json`.
+plus an optional `plus` added to the right-hand side (a margin). Each side is a sample: the
+metric's value for every training seed of that run. A check is decided on the 95% confidence
+interval of the difference (`aebench.report.statistics`: paired by seed where both sides share
+their seeds, Welch otherwise, one-sample against a number): "held" when the interval lies on
+the claimed side, "not held" when it lies on the other, "inconclusive" when it straddles or
+when a side has fewer seeds than the claim's `min_seeds`. A `>=` or `<=` at a ceiling carries
+a `tolerance`: a non-inferiority margin the difference may not exceed. A row is "not held"
+when one check is, else "not run" when a model or metric it needs is absent (with the reason),
+else "inconclusive" when one check is, else "held". Rows also carry each compared model's
+training budget (`Budget`), the paper's own figures for that dataset, and the explanation
+written in claims.yaml for that dataset and status, its numbers rendered from the row's data
+(`aebench.report.explain`). `claims_json` turns rows into `reports/claims.json`.
 """
 
 from __future__ import annotations
@@ -24,25 +31,26 @@ from __future__ import annotations
 import json
 import logging
 import math
-import operator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aebench.errors import UserError
-from aebench.report.formatting import format_value
+from aebench.report import statistics
+from aebench.report.explain import render_explanation
+from aebench.report.formatting import format_mean_sd, format_value
+from aebench.report.statistics import INCONCLUSIVE, Interval, Sample
 
 logger = logging.getLogger(__name__)
 
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
 
 HELD, NOT_HELD, NOT_RUN = "held", "not held", "not run"
-OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}
+STATUSES = (HELD, NOT_HELD, INCONCLUSIVE, NOT_RUN)
+DEFAULT_MIN_SEEDS = 3
 
 
 class Check(BaseModel):
@@ -58,6 +66,8 @@ class Check(BaseModel):
     value: float | None = None
     value_from: Literal["1/n_classes"] | None = None
     plus: float = 0.0
+    tolerance: float = Field(0.0, ge=0)  # `>=`/`<=` only: how far the difference may fall short (non-inferiority)
+    tolerance_why: Optional[str] = None  # why that margin: a difference without meaning at this ceiling
 
     @model_validator(mode="after")
     def _one_right_side(self) -> "Check":
@@ -65,6 +75,10 @@ class Check(BaseModel):
                  self.value is not None, self.value_from is not None]
         if sum(kinds) != 1:
             raise ValueError("give exactly one right-hand side: other_model/other_metric, value, or value_from")
+        if self.tolerance and self.op not in ("<=", ">="):
+            raise ValueError(f"a tolerance needs `<=` or `>=` (an equivalence check at a ceiling), not `{self.op}`")
+        if self.tolerance and not self.tolerance_why:
+            raise ValueError("a tolerance needs `tolerance_why`: why a difference below it means nothing")
         return self
 
     @property
@@ -123,8 +137,9 @@ class Explanation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = "*"
-    status: Literal["held", "not held", "not run", "*"] = "*"
-    text: str
+    status: Literal["held", "not held", "inconclusive", "not run", "*"] = "*"
+    text: str  # numbers as fields rendered from the row's data: see aebench.report.explain
+    sources: dict[str, str] = Field(default_factory=dict)  # name -> a JSON file (from the root) its fields read
 
 
 class Claim(BaseModel):
@@ -139,6 +154,7 @@ class Claim(BaseModel):
     paper_result: Optional[str] = None  # what the paper itself reported, in words
     paper_figures: list[PaperFigure] = Field(default_factory=list)
     unequal_budget: Optional[str] = None  # why the compared models may see different numbers of samples
+    min_seeds: int = Field(DEFAULT_MIN_SEEDS, ge=2)  # fewer seeds on a side: inconclusive, whatever the values
     explanations: list[Explanation] = Field(default_factory=list)
 
     @property
@@ -146,10 +162,10 @@ class Claim(BaseModel):
         """The models the checks compare, in order of first mention."""
         return list(dict.fromkeys(m for c in self.checks for m in (c.model, c.right_model)))
 
-    def explanation(self, dataset: str, status: str) -> str | None:
+    def explanation(self, dataset: str, status: str) -> Explanation | None:
         for e in self.explanations:
             if e.dataset in ("*", dataset) and e.status in ("*", status):
-                return e.text
+                return e
         return None
 
 
@@ -188,7 +204,8 @@ def load_claims(path: Path = CLAIMS_FILE) -> list[Claim]:
 
 @dataclass
 class Budget:
-    """What one compared model was trained with (from models/<dataset>/<model>/run.json)."""
+    """What one compared model was trained with (from models/<dataset>/<model>/seed<seed>/run.json
+    of the run's first seed: its seeds share the budget)."""
 
     steps: int | None = None
     batch_size: int | None = None
@@ -211,25 +228,60 @@ class Budget:
 
 @dataclass
 class RunData:
-    """What the claims are checked against: this run's lists, metrics, data traits and budgets."""
+    """What the claims are checked against: this run's lists, every seed's metrics, data traits
+    and budgets."""
 
     datasets: list[str]
     models: list[str]
-    metrics: dict[tuple[str, str], dict | None]  # the planned (dataset, model) runs -> metrics.json or None
+    # the planned (dataset, model) runs -> {seed: metrics.json or None}
+    seed_metrics: dict[tuple[str, str], dict[int, dict | None]]
     n_classes: dict[str, int | None]
     traits: dict[str, set[str]] = field(default_factory=dict)  # dataset -> its traits (TRAITS)
     budgets: dict[tuple[str, str], Budget | None] = field(default_factory=dict)
+    root: Path | None = None  # where an explanation's `sources` are read from
+
+    def mean_metrics(self, dataset: str, model: str) -> dict | None:
+        """A run's metrics averaged over its evaluated seeds (None when none was evaluated)."""
+        return mean_metrics(list((self.seed_metrics.get((dataset, model)) or {}).values()))
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def mean_metrics(per_seed: list[dict | None]) -> dict | None:
+    """Each metric's mean over the seeds that have a finite value of it (None: no seed evaluated)."""
+    evaluated = [m for m in per_seed if isinstance(m, dict)]
+    if not evaluated:
+        return None
+    keys = dict.fromkeys(k for m in evaluated for k in m)
+    means = {}
+    for key in keys:
+        values = [v for m in evaluated if (v := _number(m.get(key))) is not None]
+        means[key] = sum(values) / len(values) if values else None
+    return means
 
 
 @dataclass
 class Side:
-    """One side of a check: how it reads ('ae', 'style_acc', '1/n_classes = 1/10'), its value,
-    and, when absent, who lacks it ('vae') and why ('no `coding_cost_nats`')."""
+    """One side of a check: how it reads ('ae', 'style_acc', '1/n_classes = 1/10'), its
+    per-seed sample (None for a fixed number), its value (the mean, or the number) and, when
+    absent, who lacks it ('vae') and why ('no `coding_cost_nats`')."""
 
     text: str
     value: float | None
+    sample: Sample | None = None
     who: str = ""
     missing: str | None = None
+
+    def describe(self, metric: str, digits: int | None = None) -> str:
+        """'acai 0.0194 ± 0.00031 (n=3)', 'acai — (no `x`)' when absent, or the number alone for a
+        fixed side."""
+        if self.sample is None:
+            return self.text if self.value is not None or self.missing is None else f"{self.text} {format_value(None)}"
+        sd = self.sample.sd if self.sample.n >= 2 else None
+        return f"{self.text} {format_mean_sd(self.value, sd, metric, digits)} (n={self.sample.n})"
 
 
 @dataclass
@@ -238,12 +290,15 @@ class CheckResult:
     left: Side
     right: Side  # before `plus`
     status: str
+    difference: Interval | None = None  # left - right - plus over the seeds, with its interval
+    few_seeds: str | None = None  # why an interval cannot decide it: 'vae: 1 seed (the claim needs 3)'
 
     @property
     def why(self) -> str | None:
-        """Why a check was not run, e.g. 'acai, ae: no `interp_smoothness`'."""
+        """Why a check was not run ('acai, ae: no `interp_smoothness`') or is inconclusive for
+        too few seeds."""
         if self.status != NOT_RUN:
-            return None
+            return self.few_seeds if self.status == INCONCLUSIVE else None
         grouped: dict[str, list[str]] = {}
         for side in (self.left, self.right):
             if side.missing and side.who not in grouped.get(side.missing, []):
@@ -256,26 +311,30 @@ class CheckResult:
         return None if self.right.value is None else self.right.value + self.check.plus
 
     def describe(self) -> str:
-        """One line, e.g. 'interp_smoothness: acai 0.102 < ae 0.443' or
-        'style_acc: mlvae 0.150 < 1/n_classes = 1/10 + 0.1 (0.200)'."""
+        """One line, e.g. 'interp_smoothness: acai 0.102 ± 0.004 (n=3) < ae 0.443 ± 0.010 (n=3)' or
+        'style_acc: mlvae 0.150 (n=1) < 1/n_classes = 1/10 + 0.1 (0.200)'."""
         c = self.check
-        left_value, right_value = format_value(self.left.value, c.metric), format_value(self.right.value, c.right_metric)
-        if left_value == right_value and self.left.value != self.right.value and self.right.value is not None:
-            left_value, right_value = f"{self.left.value:.6g}", f"{self.right.value:.6g}"  # equal when rounded
-        left = f"{self.left.text} {left_value}"
+        right_metric = c.right_metric if c.is_comparison else c.metric
+        digits = None  # equal when rounded, though they differ: show six significant digits
+        if (format_value(self.left.value, c.metric) == format_value(self.right.value, right_metric)
+                and self.left.value != self.right.value and self.right.value is not None):
+            digits = 6
         plus = f" + {c.plus:g}" if c.plus else ""
-        if c.is_comparison:
-            right = f"{self.right.text} {right_value}{plus}"
-            if plus and self.right.value is not None:
-                right += f" ({format_value(self.threshold, c.right_metric)})"
-        elif c.value is not None:
-            right = f"{format_value(self.right.value, c.metric)}{plus}"
-        else:
-            right = f"{self.right.text}{plus}"
-            if self.right.value is not None:
-                right += f" ({format_value(self.threshold, c.metric)})"
+        right = f"{self.right.describe(right_metric, digits)}{plus}"
+        if plus and self.right.value is not None:
+            right += f" ({format_value(self.threshold, c.right_metric)})"
         head = c.metric if c.right_metric == c.metric else c.model if c.right_model == c.model else ""
-        return f"{head}: {left} {c.op} {right}" if head else f"{left} {c.op} {right}"
+        line = f"{self.left.describe(c.metric, digits)} {c.op} {right}"
+        return f"{head}: {line}" if head else line
+
+    def interval_text(self) -> str | None:
+        """'difference −0.0021, 95% CI [−0.0040, −0.0002], paired t over 3 shared seeds'."""
+        d = self.difference
+        if d is None or d.mean is None:
+            return None
+        ci = f", {d.level:.0%} CI [{d.low:.3g}, {d.high:.3g}]" if d.low is not None else ""
+        tolerance = f"; tolerance {self.check.tolerance:g}" if self.check.tolerance else ""
+        return f"difference {d.mean:.3g}{ci}, {d.method}{tolerance}"
 
 
 @dataclass
@@ -288,18 +347,15 @@ class ClaimResult:
     status: str
     reason: str | None = None  # why the whole row was not run (no qualifying dataset)
     budgets: dict[str, Budget | None] = field(default_factory=dict)
-    metrics: dict[str, dict | None] = field(default_factory=dict)  # model -> its metrics on `dataset`
+    metrics: dict[str, dict | None] = field(default_factory=dict)  # model -> its mean metrics on `dataset`
+    explanation: str | None = None  # rendered from the row's data (aebench.report.explain)
 
     @property
     def reasons(self) -> list[str]:
-        """Why checks were not run, each reason once."""
+        """Why checks were not run or not decided, each reason once."""
         if self.reason:
             return [self.reason]
         return list(dict.fromkeys(r.why for r in self.checks if r.why))
-
-    @property
-    def explanation(self) -> str | None:
-        return self.claim.explanation(self.dataset or "*", self.status)
 
     @property
     def paper_figures(self) -> list[PaperFigure]:
@@ -319,33 +375,46 @@ class ClaimResult:
         return f"unequal: {listed} samples{why}"
 
 
-def _metric(run: RunData, dataset: str, model: str, metric: str) -> tuple[float | None, str | None]:
+def row_key(row: "ClaimResult") -> str:
+    """A row's name in files and anchors: `<claim>-<dataset>`."""
+    return f"{row.claim.id}-{row.dataset or 'none'}"
+
+
+def _sample(run: RunData, dataset: str, model: str, metric: str) -> tuple[Sample | None, str | None]:
+    """The metric's values over the run's evaluated seeds, or why there are none."""
     if model not in run.models:
         return None, "not in this run's `models`"
-    if (dataset, model) not in run.metrics:
+    if (dataset, model) not in run.seed_metrics:
         return None, f"not planned on `{dataset}` (no `{dataset}-{model}` in `runs`)"
-    metrics = run.metrics[(dataset, model)]
-    if metrics is None:
+    per_seed = run.seed_metrics[(dataset, model)]
+    evaluated = {seed: m for seed, m in per_seed.items() if m is not None}
+    if not evaluated:
         return None, f"not evaluated on `{dataset}`"
-    value = metrics.get(metric)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    values = {seed: v for seed, m in evaluated.items() if (v := _number(m.get(metric))) is not None}
+    if not values:
         return None, f"no `{metric}`"
-    return float(value), None
+    return statistics.sample(values), None
 
 
 def _side(check: Check, model: str, metric: str, run: RunData, dataset: str) -> Side:
     """A metric side, labelled by what differs between the two sides (model, metric or both)."""
-    value, missing = _metric(run, dataset, model, metric)
+    sample, missing = _sample(run, dataset, model, metric)
     if not check.is_comparison or check.right_metric == check.metric:
         text = model
     elif check.right_model == check.model:
         text = metric
     else:
         text = f"{model} {metric}"
-    return Side(text, value, model, missing)
+    return Side(text, None if sample is None else sample.mean, sample, model, missing)
 
 
-def check_one(check: Check, dataset: str, run: RunData) -> CheckResult:
+def _few_seeds(sides: list[Side], minimum: int) -> str | None:
+    short = [f"{s.who or s.text}: {s.sample.n} seed{'s' * (s.sample.n != 1)}" for s in sides
+             if s.sample is not None and s.sample.n < minimum]
+    return f"{'; '.join(short)} (the claim needs {minimum})" if short else None
+
+
+def check_one(check: Check, dataset: str, run: RunData, min_seeds: int = DEFAULT_MIN_SEEDS) -> CheckResult:
     left = _side(check, check.model, check.metric, run, dataset)
     if check.is_comparison:
         right = _side(check, check.right_model, check.right_metric, run, dataset)
@@ -354,11 +423,21 @@ def check_one(check: Check, dataset: str, run: RunData) -> CheckResult:
     else:
         n = run.n_classes.get(dataset)
         right = Side(f"1/n_classes = 1/{n}", 1.0 / n) if n else \
-            Side("1/n_classes", None, "", f"the number of classes of `{dataset}` is unknown")
+            Side("1/n_classes", None, None, "", f"the number of classes of `{dataset}` is unknown")
     result = CheckResult(check, left, right, NOT_RUN)
-    if left.value is not None and right.value is not None:
-        result.status = HELD if OPS[check.op](left.value, result.threshold) else NOT_HELD
+    if left.sample is None or right.value is None:
+        return result
+    result.difference = statistics.difference(left.sample, right.sample or right.value, check.plus)
+    result.status = statistics.decide(check.op, result.difference, check.tolerance)
+    result.few_seeds = _few_seeds([left, right], min_seeds)
+    if result.few_seeds:
+        result.status = INCONCLUSIVE
     return result
+
+
+def row_status(statuses: set[str]) -> str:
+    """A row is as good as its worst check: not held, then not run, then inconclusive."""
+    return next((s for s in (NOT_HELD, NOT_RUN, INCONCLUSIVE) if s in statuses), HELD)
 
 
 def qualifying_datasets(claim: Claim, run: RunData) -> list[str]:
@@ -368,18 +447,18 @@ def qualifying_datasets(claim: Claim, run: RunData) -> list[str]:
 
 
 def _ran(run: RunData, dataset: str, model: str) -> bool:
-    return model in run.models and (dataset, model) in run.metrics
+    return model in run.models and (dataset, model) in run.seed_metrics
 
 
 def evaluate_on(claim: Claim, dataset: str, run: RunData) -> ClaimResult:
     """The claim's row on one dataset."""
-    checks = [check_one(c, dataset, run) for c in claim.checks]
-    statuses = {c.status for c in checks}
-    status = NOT_HELD if NOT_HELD in statuses else NOT_RUN if NOT_RUN in statuses else HELD
+    checks = [check_one(c, dataset, run, claim.min_seeds) for c in claim.checks]
     models = list(dict.fromkeys(claim.models + [f.model for f in claim.paper_figures if f.dataset == dataset]))
     budgets = {m: run.budgets.get((dataset, m)) for m in models}
-    metrics = {m: run.metrics.get((dataset, m)) for m in models}
-    return ClaimResult(claim, dataset, checks, status, budgets=budgets, metrics=metrics)
+    metrics = {m: run.mean_metrics(dataset, m) for m in models}
+    row = ClaimResult(claim, dataset, checks, row_status({c.status for c in checks}), budgets=budgets, metrics=metrics)
+    row.explanation = render_explanation(row, run)
+    return row
 
 
 def evaluate_claim(claim: Claim, run: RunData) -> list[ClaimResult]:
@@ -409,21 +488,31 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def _side_json(side: Side, model: str, metric: str) -> dict:
+    sample = side.sample.as_json() if side.sample is not None else {"seeds": [], "values": [], "n": 0,
+                                                                     "mean": None, "sd": None}
+    return {"model": model, "metric": metric, **sample}
+
+
+def check_json(r: CheckResult) -> dict:
+    c = r.check
+    return {
+        "text": r.describe(), "status": r.status, "op": c.op, "why": r.why,
+        "left": _side_json(r.left, c.model, c.metric),
+        "right": (_side_json(r.right, c.right_model, c.right_metric) if c.is_comparison
+                  else {"text": r.right.text, "value": _finite(r.right.value)}),
+        "plus": c.plus, "threshold": _finite(r.threshold),
+        "tolerance": c.tolerance, "tolerance_why": c.tolerance_why,
+        "difference": None if r.difference is None else r.difference.as_json(),
+    }
+
+
 def row_json(row: ClaimResult) -> dict:
     """One row of reports/claims.json (schema: docs in `claims_json`)."""
-    checks = []
-    for r in row.checks:
-        c = r.check
-        checks.append({
-            "text": r.describe(), "status": r.status, "op": c.op, "why_not_run": r.why,
-            "left": {"model": c.model, "metric": c.metric, "value": _finite(r.left.value)},
-            "right": ({"model": c.right_model, "metric": c.right_metric, "value": _finite(r.right.value)}
-                      if c.is_comparison else {"text": r.right.text, "value": _finite(r.right.value)}),
-            "plus": c.plus, "threshold": _finite(r.threshold),
-        })
     return {
         "claim": row.claim.id, "paper": row.claim.paper, "statement": row.claim.statement,
-        "dataset": row.dataset, "status": row.status, "reason": row.reason, "checks": checks,
+        "dataset": row.dataset, "status": row.status, "reason": row.reason, "min_seeds": row.claim.min_seeds,
+        "checks": [check_json(r) for r in row.checks],
         "budgets": {m: (None if b is None else asdict(b)) for m, b in row.budgets.items()},
         "budget_note": row.budget_note,
         "paper_result": row.claim.paper_result,
@@ -434,10 +523,14 @@ def row_json(row: ClaimResult) -> dict:
 
 def claims_json(rows: list[ClaimResult]) -> list[dict]:
     """reports/claims.json: a list of rows, each with `claim` (id), `paper`, `statement`,
-    `dataset` (null when no dataset qualified), `status` (held / not held / not run),
-    `reason`, `checks` (each with `text`, `status`, `op`, `left` and `right` values, `plus`,
-    `threshold`, `why_not_run`), `budgets` (model -> steps, batch_size, samples_seen,
-    train_seconds), `budget_note`, `paper_result`, `paper_figures` and `explanation`."""
+    `dataset` (null when no dataset qualified), `status` (held / not held / inconclusive /
+    not run), `reason`, `min_seeds`, `checks`, `budgets` (model -> steps, batch_size,
+    samples_seen, train_seconds), `budget_note`, `paper_result`, `paper_figures` and
+    `explanation`. Each check has `text`, `status`, `op`, `why` (not run, or too few seeds),
+    `left` and `right` (a metric side: `model`, `metric`, `seeds`, `values` (one per seed, in
+    `seeds` order), `n`, `mean`, `sd`; a fixed side: `text`, `value`), `plus`, `threshold`,
+    `tolerance` with `tolerance_why`, and `difference` (left - right - plus: `mean`, `low`,
+    `high`, `level`, `method`, `n`; null when not run)."""
     return [row_json(r) for r in rows]
 
 

@@ -3,12 +3,16 @@
 Inputs, relative to the repository root, all optional except `params.yaml` (without it the
 datasets and models are discovered from `eval/`):
 
-- `params.yaml`: `datasets`, `models` and `runs` (which model runs on which dataset; every
-  pair when absent); the whole file is shown under Provenance.
-- `eval/<dataset>/<model>/metrics.json`: flat `{metric: number}`; null/NaN mean missing.
-- `eval/<dataset>/<model>/plots/*.png`: figures; `training_curve.csv` (epoch, train_loss,
-  val_loss) and `roc.csv` (score, fpr, tpr, threshold) curves.
-- `models/<dataset>/<model>/run.json`: MLflow run, registered version, data hash, timings.
+- `params.yaml`: `datasets`, `models`, `seeds` and `runs` (which model runs on which dataset
+  with which seeds; every pair when absent); the whole file is shown under Provenance.
+- `eval/<dataset>/<model>/seed<seed>/metrics.json`: flat `{metric: number}`; null/NaN mean
+  missing. The tables show each metric's mean over a run's evaluated seeds; the claims use
+  every seed's value.
+- `eval/<dataset>/<model>/seed<seed>/plots/*.png`: figures; `training_curve.csv` (epoch,
+  train_loss, val_loss) and `roc.csv` (score, fpr, tpr, threshold) curves. The report shows
+  the first seed's.
+- `models/<dataset>/<model>/seed<seed>/run.json`: MLflow run, registered version, data hash,
+  timings (the first seed's budget stands for the run's: the seeds share it).
 - `data/processed/<dataset>/validation.json` (`success`) and `train.parquet` (its schema
   metadata `aebench.n_classes`, and its `factor_*` columns: `read_n_factors`);
   `data/diffmap/<dataset>/embedding.png` and `diffmap.json`.
@@ -48,8 +52,11 @@ class Curve:
 @dataclass
 class ModelResult:
     name: str
-    metrics: dict[str, Any] | None = None  # None: no metrics.json (or unreadable)
+    metrics: dict[str, Any] | None = None  # the mean over evaluated seeds; None: no metrics.json (or unreadable)
     metrics_error: str | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])  # the planned training seeds
+    seed_metrics: dict[int, dict | None] = field(default_factory=dict)  # seed -> its metrics.json
+    seed_runs: dict[int, dict | None] = field(default_factory=dict)  # seed -> its run.json
     plots: list[Path] = field(default_factory=list)
     curve: Curve | None = None
     roc_csv: Path | None = None
@@ -62,6 +69,14 @@ class ModelResult:
         if self.metrics is None:
             return "not evaluated"
         return None
+
+    @property
+    def seeds_note(self) -> str | None:
+        """'3 seeds (mean)', or '1 of 3 seeds evaluated', for a table's model cell."""
+        evaluated = sum(m is not None for m in self.seed_metrics.values())
+        if evaluated == len(self.seeds):
+            return f"{evaluated} seeds (mean)" if evaluated > 1 else None
+        return f"{evaluated} of {len(self.seeds)} seeds evaluated" if evaluated else None
 
 
 @dataclass
@@ -132,6 +147,7 @@ class Plan:
     datasets: list[str]
     models: list[str]
     runs: dict[str, list[str]]  # dataset -> its models, in `models` order
+    seeds: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (dataset, model) -> seeds; absent: [0]
     params_text: str | None = None
     ood_companion: dict[str, str] = field(default_factory=dict)  # evaluate.ood_companion
 
@@ -148,6 +164,26 @@ def _runs(value: Any, datasets: list[str], models: list[str], path: Path) -> dic
     return {d: [m for m in order if (d, m) in pairs] for d in datasets}
 
 
+def _seed_list(value: Any, where: str, path: Path) -> list[int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        raise UserError(f"{path}: `{where}` must be a list of integer seeds, got {value!r}")
+    return value
+
+
+def _seeds(params: dict, path: Path) -> dict[tuple[str, str], list[int]]:
+    """Every planned (dataset, model)'s training seeds: its run's own, else the top-level list."""
+    default = _seed_list(params.get("seeds"), "seeds", path) or [0]
+    runs = params.get("runs") if isinstance(params.get("runs"), dict) else {}
+    return {(str(r["dataset"]), str(r["model"])): _seed_list(r.get("seeds"), f"runs.{key}.seeds", path) or default
+            for key, r in runs.items() if isinstance(r, dict) and {"dataset", "model"} <= set(r)}
+
+
+def _seed_dirs(folder: Path) -> list[int]:
+    return sorted(int(name[4:]) for name in _subdirs(folder) if name.startswith("seed") and name[4:].isdigit())
+
+
 def read_plan(root: Path) -> Plan:
     """The run's plan from params.yaml; discovered from eval/ when params.yaml is absent."""
     path = root / "params.yaml"
@@ -155,7 +191,8 @@ def read_plan(root: Path) -> Plan:
         logger.warning("%s not found: reporting whatever is under %s", path, root / "eval")
         datasets = _subdirs(root / "eval")
         runs = {d: _subdirs(root / "eval" / d) for d in datasets}
-        return Plan(datasets, sorted({m for ms in runs.values() for m in ms}), runs)
+        seeds = {(d, m): _seed_dirs(root / "eval" / d / m) for d, ms in runs.items() for m in ms}
+        return Plan(datasets, sorted({m for ms in runs.values() for m in ms}), runs, seeds)
     text = path.read_text(encoding="utf-8")
     try:
         params = yaml.safe_load(text) or {}
@@ -167,7 +204,7 @@ def read_plan(root: Path) -> Plan:
     models = _names(params.get("models"), "models", path)
     evaluate = params.get("evaluate") if isinstance(params.get("evaluate"), dict) else {}
     companions = evaluate.get("ood_companion") if isinstance(evaluate.get("ood_companion"), dict) else {}
-    return Plan(datasets, models, _runs(params.get("runs"), datasets, models, path), text,
+    return Plan(datasets, models, _runs(params.get("runs"), datasets, models, path), _seeds(params, path), text,
                 {str(k): str(v) for k, v in companions.items()})
 
 
@@ -196,21 +233,36 @@ def read_curve(path: Path) -> Curve | None:
     return curve if curve.epoch else None
 
 
-def read_model(root: Path, dataset: str, model: str) -> ModelResult:
-    folder = eval_dir(dataset, model, root)
-    result = ModelResult(name=model)
+def read_metrics(folder: Path) -> tuple[dict | None, str | None]:
+    """(metrics.json of one evaluated seed, None), (None, None) when absent, (None, error) when unreadable."""
     metrics, error = read_json(folder / "metrics.json")
     if error is None and metrics is not None and not isinstance(metrics, dict):
         error = "not a JSON object"
         logger.warning("%s: %s", folder / "metrics.json", error)
         metrics = None
-    result.metrics, result.metrics_error = metrics, error
+    return metrics, error
+
+
+def read_model(root: Path, dataset: str, model: str, seeds: list[int] | None = None) -> ModelResult:
+    """A run's results: every seed's metrics, their mean, and the first seed's figures and run record."""
+    seeds = seeds or [0]
+    result = ModelResult(name=model, seeds=list(seeds))
+    errors = []
+    for seed in seeds:
+        metrics, error = read_metrics(eval_dir(dataset, model, seed, root))
+        result.seed_metrics[seed] = metrics
+        errors += [error] if error else []
+    result.metrics = claims_mod.mean_metrics(list(result.seed_metrics.values()))
+    result.metrics_error = errors[0] if errors and result.metrics is None else None
+    folder = eval_dir(dataset, model, seeds[0], root)
     plots = folder / "plots"
     result.plots = sorted(p for p in plots.glob("*.png") if p.is_file()) if plots.is_dir() else []
     result.curve = read_curve(plots / "training_curve.csv")
     result.roc_csv = plots / "roc.csv" if (plots / "roc.csv").is_file() else None
-    run, _ = read_json(model_dir(dataset, model, root) / "run.json")
-    result.run = run if isinstance(run, dict) else None
+    for seed in seeds:
+        run, _ = read_json(model_dir(dataset, model, seed, root) / "run.json")
+        result.seed_runs[seed] = run if isinstance(run, dict) else None
+    result.run = result.seed_runs[seeds[0]]
     return result
 
 
@@ -276,8 +328,9 @@ def read_diffmap(root: Path, dataset: str) -> tuple[Path | None, float | None]:
 # --------------------------------------------------------------------------- collect
 
 
-def read_dataset(root: Path, dataset: str, models: list[str], has_ood_companion: bool = False) -> DatasetResult:
-    results = [read_model(root, dataset, m) for m in models]
+def read_dataset(root: Path, dataset: str, models: list[str], has_ood_companion: bool = False,
+                 seeds: dict[tuple[str, str], list[int]] | None = None) -> DatasetResult:
+    results = [read_model(root, dataset, m, (seeds or {}).get((dataset, m))) for m in models]
     columns = order_columns({k for r in results if r.metrics for k in r.metrics})
     best = {
         col: best_models({r.name: (r.metrics or {}).get(col) for r in results}, DIRECTIONS.get(col))
@@ -299,12 +352,13 @@ def collect(root: Path, claims_path: Path | None = None) -> Report:
         raise UserError(f"report root {root} is not a folder")
     claims = claims_mod.load_claims(claims_path or claims_mod.CLAIMS_FILE)
     plan = read_plan(root)
-    results = [read_dataset(root, d, plan.runs[d], d in plan.ood_companion) for d in plan.datasets]
+    results = [read_dataset(root, d, plan.runs[d], d in plan.ood_companion, plan.seeds) for d in plan.datasets]
     run_data = claims_mod.RunData(
         datasets=plan.datasets, models=plan.models,
-        metrics={(ds.name, r.name): r.metrics for ds in results for r in ds.models},
+        seed_metrics={(ds.name, r.name): r.seed_metrics for ds in results for r in ds.models},
         n_classes={ds.name: ds.n_classes for ds in results},
         traits={ds.name: ds.traits for ds in results},
         budgets={(ds.name, r.name): claims_mod.Budget.from_run(r.run) for ds in results for r in ds.models},
+        root=root,
     )
     return Report(results, environment(root, plan.params_text), claims_mod.evaluate_claims(claims, run_data))

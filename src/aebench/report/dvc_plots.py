@@ -9,8 +9,8 @@ The report stage gathers the per-model curves of the evaluate stage into
 
 and the two Vega-Lite templates in `report/vega/` draw them as one panel per dataset/model,
 each revision in its own colour or dash. Why long tables and not one DVC plot per
-`eval/<dataset>/<model>/plots/*.csv`: DVC's top-level `plots:` cannot iterate over the
-params' dataset x model matrix, so per-file definitions would have to list every pair by hand
+`eval/<dataset>/<model>/seed<seed>/plots/*.csv`: DVC's top-level `plots:` cannot iterate over the
+params' dataset x model x seed matrix, so per-file definitions would have to list every pair by hand
 and go stale whenever a model is added; these two files cover whatever ran. The
 `plots:` section of dvc.yaml that points at them is `DVC_PLOTS_YAML`.
 """

@@ -130,3 +130,42 @@ def render_group_curves(series: Sequence, dataset: str, axis: str = "group size"
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
+
+
+def _finite(side: dict) -> list[float]:
+    """A check side's finite per-seed values (a row from before seeds carries one `value`)."""
+    values = side.get("values", [side.get("value")])
+    return [float(v) for v in values or [] if v is not None and math.isfinite(v)]
+
+
+def render_claim_seeds(row: dict) -> bytes | None:
+    """A claim's checks as PNG bytes, one panel each: the left side's per-seed values at x=0,
+    the right side's at x=1 (a dashed line at value + plus for a fixed right-hand side), a bar
+    at each mean. The verdict is decided on a mean and an interval over seeds; the dots show
+    whether the seeds agree or one seed carries it. None when no check has a finite value."""
+    checks = [(c.get("left") or {}, c.get("right") or {}, c) for c in row.get("checks") or []]
+    if not any(_finite(left) or _finite(right) for left, right, _ in checks):
+        return None
+    fig, axes = _panels(len(checks), 4, (2.2, 2.0))
+    for ax, (left, right, check) in zip(axes, checks):
+        for x, side, colour in ((0, left, "C0"), (1, right, "C1")):
+            values = _finite(side)
+            if x == 1 and "model" not in side:  # a fixed right-hand side: the threshold itself
+                for v in values:
+                    ax.axhline(v + (check.get("plus") or 0.0), color=colour, linestyle="--", linewidth=1.2)
+                continue
+            n = len(values)
+            jitter = [0.16 * (i / (n - 1) - 0.5) if n > 1 else 0.0 for i in range(n)]
+            ax.plot([x + j for j in jitter], values, "o", color=colour, markersize=4, alpha=0.8)
+            if values:
+                ax.hlines(sum(values) / n, x - 0.2, x + 0.2, color=colour, linewidth=2.0)
+        ax.set_xlim(-0.5, 1.5)
+        ax.set_xticks([0, 1], [left.get("model", "left"), right.get("model") or right.get("text", "right")], fontsize=7)
+        ax.margins(y=0.15)
+        ax.set_title(f"{left.get('metric') or '?'}: {check.get('status', '?')}", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(f"{row.get('claim', '')} ({row.get('dataset', '')}): {row.get('status', '')}", fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()

@@ -71,6 +71,23 @@ def format_value(value: Any, metric: str | None = None) -> str:
     return f"{value:.2e}"
 
 
+def format_mean_sd(mean: float | None, sd: float | None, metric: str | None = None, digits: int | None = None) -> str:
+    """'0.9999 ± 0.00003': the mean to the decimals its spread needs (two significant digits
+    of the sd, at least the metric's usual ones), or `digits` significant digits when given."""
+    if digits is not None and is_finite(mean):
+        text = f"{mean:.{digits}g}"
+    else:
+        text = format_value(mean, metric)
+    if not is_finite(sd) or not is_finite(mean):
+        return text
+    sd = 0.0 if sd <= 1e-12 * abs(mean) else sd  # equal values: the rest is rounding
+    if sd > 0 and digits is None:
+        decimals = max(1 - math.floor(math.log10(sd)), 0)
+        if abs(mean) < 1000 and decimals > len(text.partition(".")[2]):
+            text = f"{mean:.{min(decimals, 8)}f}"
+    return f"{text} ± {f'{sd:.2g}' if sd else '0'}"
+
+
 def format_duration(seconds: Any) -> str:
     if not is_finite(seconds):
         return MISSING

@@ -14,19 +14,20 @@ from typing import Iterable, Sequence
 
 from aebench.evaluation.directions import DIRECTIONS
 from aebench.report import template
-from aebench.report.claims import HELD, NOT_HELD, NOT_RUN, ClaimResult
+from aebench.report.claims import HELD, INCONCLUSIVE, NOT_HELD, NOT_RUN, ClaimResult, row_key
 from aebench.report.collect import DatasetResult, Report
 from aebench.report.figures import data_uri, group_by_kind
 from aebench.report.formatting import DIRECTION_WORDS, MISSING, header_label, short, slug
 from aebench.report.suites import CURVE_AXIS, MetricTable, curve_table, split_metrics
 from aebench.report.tables import (CURVE_NOTE, LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE,
-                                   claim_counts, claim_notes, data_table, environment_rows, dataset_facts,
+                                   check_lines, claim_counts, claim_notes, data_table, dataset_facts,
+                                   environment_rows, few_seeds_rows,
                                    left_out_note, metric_rows, paper_side_by_side, run_rows, stage_time_table,
                                    unlisted_note, validation_label)
 
 logger = logging.getLogger(__name__)
 
-MARK_CLASS = {HELD: "ok", NOT_HELD: "fail", NOT_RUN: "muted"}
+MARK_CLASS = {HELD: "ok", NOT_HELD: "fail", INCONCLUSIVE: "unsure", NOT_RUN: "muted"}
 
 
 def _e(text: object) -> str:
@@ -34,7 +35,7 @@ def _e(text: object) -> str:
 
 
 def _status_class(status: str) -> str:
-    return slug(status)  # "held", "not-held", "not-run"
+    return slug(status)  # "held", "not-held", "inconclusive", "not-run"
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str) -> str:
@@ -65,17 +66,19 @@ def _read(path: Path) -> bytes | None:
 # --------------------------------------------------------------------------- claims
 
 
-def _claim_row(result: ClaimResult) -> str:
+def _claim_row(result: ClaimResult, figure: bytes | None = None) -> str:
     c = result.claim
     status = f'<span class="badge {_status_class(result.status)}">{_e(result.status)}</span>'
     statement = _e(c.statement)
     if c.paper_result:
         statement += f'<span class="paper-result">Paper: {_e(c.paper_result)}</span>'
-    checks = "" if result.dataset is None else "".join(
-        f'<li data-status="{_e(r.status)}"><span class="{MARK_CLASS[r.status]}">{STATUS_MARK[r.status]}</span> '
-        f"{_e(r.describe())}" + (f' <span class="reasons">({_e(r.why)})</span>' if r.why else "") + "</li>"
-        for r in result.checks)
+    checks = "".join(
+        f'<li data-status="{_e(status)}"><span class="{MARK_CLASS[status]}">{STATUS_MARK[status]}</span> '
+        f"{_e(text)}" + (f'<span class="reasons">{_e(detail)}</span>' if detail else "") + "</li>"
+        for status, text, detail in check_lines(result))
     notes = "".join(f'<p class="reasons">{_e(n)}</p>' for n in claim_notes(result))
+    if figure:
+        notes += f'<img class="seeds" src="{data_uri(figure)}" alt="every seed\'s value of each side of {_e(c.id)}">'
     dataset = result.dataset or MISSING
     return (f'<tr id="claim-{_e(c.id)}-{_e(dataset)}" data-claim="{_e(c.id)}" data-dataset="{_e(dataset)}" '
             f'data-status="{_e(result.status)}">'
@@ -83,15 +86,17 @@ def _claim_row(result: ClaimResult) -> str:
             f"<td>{_e(dataset)}</td><td><ul>{checks}</ul>{notes}</td></tr>")
 
 
-def claims_section(claims: list[ClaimResult]) -> str:
+def claims_section(claims: list[ClaimResult], figures: dict[str, bytes] | None = None) -> str:
     if not claims:
         return f'<section id="claims"><h2>Claims</h2><p class="muted">{MISSING} no claims defined.</p></section>'
     head = "".join(f'<th scope="col">{h}</th>' for h in ("Status", "Paper", "Claim", "Dataset", "Measured"))
-    rows = "\n".join(_claim_row(r) for r in claims)
+    rows = "\n".join(_claim_row(r, (figures or {}).get(row_key(r))) for r in claims)
     papers = "".join(f"<h3>{_e(paper)}</h3>{_table(headers, body, 'papers')}"
                      for paper, (headers, body) in paper_side_by_side(claims).items())
     papers = f'<h3 id="papers">The papers\' figures beside ours</h3>{papers}' if papers else ""
-    return (f'<section id="claims"><h2>Claims</h2><p>{_e(claim_counts(claims))} at this run\'s budget.</p>'
+    few = few_seeds_rows(claims)
+    few = f'<p class="reasons">Too few seeds to decide: {_e(", ".join(few))}.</p>' if few else ""
+    return (f'<section id="claims"><h2>Claims</h2><p>{_e(claim_counts(claims))} at this run\'s budget.</p>{few}'
             f'<div class="table-wrap"><table class="claims"><thead><tr>{head}</tr></thead>'
             f"<tbody>\n{rows}\n</tbody></table></div>{papers}</section>")
 
@@ -219,9 +224,10 @@ def provenance_section(report: Report) -> str:
     return "\n".join(out)
 
 
-def render_html(report: Report, curves: dict[str, bytes], group_curves: dict[str, bytes] | None = None) -> str:
+def render_html(report: Report, curves: dict[str, bytes], group_curves: dict[str, bytes] | None = None,
+                claim_figures: dict[str, bytes] | None = None) -> str:
     """The page; `curves` and `group_curves` map a dataset to its training-curve and
-    group-size PNG."""
+    group-size PNG, `claim_figures` a claim row (`row_key`) to its seeds figure."""
     group_curves = group_curves or {}
     env = report.environment
     out = [f"<header><h1>{_e(TITLE)}</h1>",
@@ -232,7 +238,7 @@ def render_html(report: Report, curves: dict[str, bytes], group_curves: dict[str
                f'<li><a href="#provenance">Provenance</a></li></ul></nav>')
     out.append('<div class="legend"><strong>Legend</strong>' + "".join(f"<p>{_e(line)}</p>" for line in LEGEND_LINES)
                + "</div>")
-    out.append(claims_section(report.claims))
+    out.append(claims_section(report.claims, claim_figures))
     if not report.datasets:
         out.append(f'<p class="muted">{MISSING} no datasets configured.</p>')
     for ds in report.datasets:

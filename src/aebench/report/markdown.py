@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
 
-from aebench.report.claims import ClaimResult
+from aebench.report.claims import ClaimResult, row_key
 from aebench.report.collect import DatasetResult, Report
 from aebench.report.figures import group_by_kind
 from aebench.report.formatting import MISSING, header_label, short
 from aebench.report.suites import CURVE_AXIS, MetricTable, curve_table, split_metrics
 from aebench.report.tables import (CURVE_NOTE, LEGEND_LINES, RUN_HEADERS, STATUS_MARK, TIMING_NOTE, TITLE,
-                                   claim_counts, claim_notes, data_table, environment_rows, dataset_facts,
+                                   check_lines, claim_counts, claim_notes, data_table, dataset_facts,
+                                   environment_rows, few_seeds_rows,
                                    left_out_note, metric_rows, paper_side_by_side, run_rows, stage_time_table,
                                    unlisted_note, validation_label)
 
@@ -44,16 +45,19 @@ def _rel_link(target: Path, out_dir: Path) -> str:
     return quote(rel.replace(os.sep, "/"))
 
 
-def claims_table(claims: list[ClaimResult]) -> str:
+def claims_table(claims: list[ClaimResult], figures: dict[str, Path] | None = None, out_dir: Path | None = None) -> str:
     """The claims as one Markdown table, a row per (claim, dataset) (also written alone to
-    claims.md, e.g. for the README)."""
+    claims.md, e.g. for the README); `figures` (row_key -> PNG) adds each row's seeds figure."""
     if not claims:
         return f"{MISSING} no claims defined."
     rows = []
     for r in claims:
-        measured = "<br>".join(f"{STATUS_MARK[c.status]} {c.describe()}" + (f" _({c.why})_" if c.why else "")
-                               for c in r.checks if r.dataset is not None)
+        measured = "<br>".join(f"{STATUS_MARK[status]} {text}" + (f" _({detail})_" if detail else "")
+                               for status, text, detail in check_lines(r))
         notes = "<br>".join(f"_{n}_" for n in claim_notes(r))
+        figure = (figures or {}).get(row_key(r))
+        if figure is not None and out_dir is not None:
+            measured += f"<br>![every seed of {r.claim.id}]({_rel_link(figure, out_dir)})"
         rows.append([f"**{r.status}**", r.claim.paper, r.claim.statement, r.dataset or MISSING, measured, notes])
     return md_table(["Status", "Paper", "Claim", "Dataset", "Measured", "Notes"], rows)
 
@@ -130,12 +134,15 @@ def _dataset(ds: DatasetResult, out_dir: Path, curve_file: Path | None, group_fi
 
 
 def render_markdown(report: Report, out_dir: Path, curve_files: dict[str, Path] | None = None,
-                    group_files: dict[str, Path] | None = None) -> str:
+                    group_files: dict[str, Path] | None = None, claim_files: dict[str, Path] | None = None) -> str:
     curve_files, group_files = curve_files or {}, group_files or {}
     env = report.environment
     out = [f"# {TITLE}", "", f"Generated {env.generated} · commit `{short(env.git_commit, 12)}`", "",
            "**Legend**", "", *[f"- {line}" for line in LEGEND_LINES], ""]
-    out += ["## Claims", "", f"{claim_counts(report.claims)} at this run's budget.", "", claims_table(report.claims), ""]
+    out += ["## Claims", "", f"{claim_counts(report.claims)} at this run's budget.", ""]
+    few = few_seeds_rows(report.claims)
+    out += [f"Too few seeds to decide: {', '.join(few)}.", ""] if few else []
+    out += [claims_table(report.claims, claim_files, out_dir), ""]
     side_by_side = paper_tables(report.claims)
     if side_by_side:
         out += ["## The papers' figures beside ours", "", *side_by_side]

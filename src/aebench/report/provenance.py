@@ -2,7 +2,7 @@
 
 Time per stage: DVC records no stage durations (dvc.lock holds hashes and sizes only), so
 the report reads what the stages themselves record: `train_seconds` in each
-`models/<dataset>/<model>/run.json`, `eval_seconds` in each `eval/.../metrics.json` (when the
+`models/<dataset>/<model>/seed<seed>/run.json`, `eval_seconds` in each `eval/.../metrics.json` (when the
 evaluate stage writes it), and `total_seconds` in `data/diffmap/<dataset>/diffmap.json`.
 Each row of the table names its source; a stage that records nothing is shown as such.
 """
@@ -112,15 +112,15 @@ class StageTime:
 
 
 def stage_times(datasets: Iterable[Any]) -> list[StageTime]:
-    """Summed recorded seconds per stage over the run's datasets and models (see module doc)."""
+    """Summed recorded seconds per stage over the run's datasets, models and seeds (see module doc)."""
     datasets = list(datasets)
     diffmap = [ds.diffmap_seconds for ds in datasets]
-    train = [(r.run or {}).get("train_seconds") for ds in datasets for r in ds.models]
-    evals = [(r.metrics or {}).get("eval_seconds") for ds in datasets for r in ds.models]
+    train = [(run or {}).get("train_seconds") for ds in datasets for r in ds.models for run in r.seed_runs.values()]
+    evals = [(m or {}).get("eval_seconds") for ds in datasets for r in ds.models for m in r.seed_metrics.values()]
     rows = [
         ("diffmap", diffmap, "data/diffmap/<dataset>/diffmap.json: total_seconds"),
-        ("train", train, "models/<dataset>/<model>/run.json: train_seconds"),
-        ("evaluate", evals, "eval/<dataset>/<model>/metrics.json: eval_seconds"),
+        ("train", train, "models/<dataset>/<model>/seed<seed>/run.json: train_seconds"),
+        ("evaluate", evals, "eval/<dataset>/<model>/seed<seed>/metrics.json: eval_seconds"),
     ]
     out = []
     for stage, values, source in rows:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aebench.report.claims import HELD, NOT_HELD, NOT_RUN, ClaimResult
+from aebench.report.claims import HELD, INCONCLUSIVE, NOT_HELD, NOT_RUN, STATUSES, ClaimResult
 from aebench.report.collect import DatasetResult, Report
 from aebench.report.formatting import MISSING, format_duration, format_value, is_number, short
 from aebench.report.provenance import runs_devices, stage_times
 from aebench.report.suites import CURVE_AXIS, Layout, MetricTable
 
 TITLE = "aebench report"
-STATUS_MARK = {HELD: "✓", NOT_HELD: "✗", NOT_RUN: "–"}
+STATUS_MARK = {HELD: "✓", NOT_HELD: "✗", INCONCLUSIVE: "?", NOT_RUN: "–"}
 
 LEGEND_LINES = [
     "↑ after a metric name: higher is better; ↓: lower is better; no arrow: direction unknown, no best marked.",
@@ -22,8 +22,12 @@ LEGEND_LINES = [
     "out-of-distribution detection), then the metrics only some models report, each set with its models, "
     "then time and throughput; a row only for models with a value in it (or not evaluated yet). "
     "Metrics reported per group size are drawn against it below the tables.",
-    "Claims: held when every check holds at this run's budget, not held when a measured check fails, "
-    "not run when a dataset, model or metric it needs is not part of this run.",
+    "Claims: each side of a check is a metric over the run's training seeds, shown as mean ± sd (n); the check is "
+    "decided by the 95% confidence interval of the difference (paired by seed where both sides share their "
+    "seeds, Welch otherwise): held when the interval lies on the claimed side, not held when it lies on the "
+    "other, inconclusive when it straddles or a side has fewer seeds than the claim needs; not run when a "
+    "dataset, model or metric it needs is not part of this run. Each row's figure shows every seed's value.",
+    "Metric tables: a run's value is the mean over its evaluated seeds; its figures and curves are its first seed's.",
 ]
 
 TIMING_NOTE = ("DVC records no stage durations (dvc.lock holds hashes only); these are the seconds the stages "
@@ -35,7 +39,7 @@ def validation_label(ok: bool | None) -> str:
 
 
 def claim_counts(claims: list[ClaimResult]) -> str:
-    counts = {s: sum(c.status == s for c in claims) for s in (HELD, NOT_HELD, NOT_RUN)}
+    counts = {s: sum(c.status == s for c in claims) for s in STATUSES}
     return " · ".join(f"{n} {s}" for s, n in counts.items())
 
 
@@ -155,6 +159,22 @@ def unlisted_note(ds: DatasetResult, layout: Layout) -> str | None:
 
 CURVE_NOTE = (f"Metrics reported per {CURVE_AXIS} (keys ending in _g<size>), drawn against it: a panel per metric, "
               "a line per model, dotted: the model's chance level.")
+
+
+def check_lines(row: ClaimResult) -> list[tuple[str, str, str | None]]:
+    """(status, what was measured, its interval and why it is not decided) per check of a row."""
+    if row.dataset is None:
+        return []
+    out = []
+    for c in row.checks:
+        detail = "; ".join(x for x in (c.interval_text(), c.why) if x) or None
+        out.append((c.status, c.describe(), detail))
+    return out
+
+
+def few_seeds_rows(claims: list[ClaimResult]) -> list[str]:
+    """'acai-interpolation on lines' for every row that rests on too few seeds to decide."""
+    return [f"{r.claim.id} on {r.dataset}" for r in claims if any(c.few_seeds for c in r.checks)]
 
 
 def claim_notes(row: ClaimResult) -> list[str]:

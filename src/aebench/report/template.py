@@ -61,10 +61,14 @@ table.metrics thead th { font-size: .85em; white-space: normal; }
 .badge.held { background: var(--best-bg); color: var(--best-fg); border-color: var(--good); }
 .badge.not-held { background: var(--bad-bg); color: var(--bad); border-color: var(--bad); }
 .badge.not-run { background: var(--idle-bg); color: var(--muted); border-color: var(--border); }
+.badge.inconclusive { background: var(--idle-bg); color: var(--fg); border-color: var(--muted); border-style: dashed; }
+.unsure { color: var(--muted); font-weight: 600; }
+table.claims img.seeds { display: block; max-width: 100%; margin-top: .3rem; }
 table.claims { width: 100%; }
 table.claims td.statement { min-width: 18rem; }
 table.claims ul { margin: 0; padding: 0; list-style: none; }
 table.claims li { white-space: nowrap; }
+table.claims li .reasons { display: block; margin: 0 0 .2rem 1.2rem; }
 table.claims .paper-result { display: block; color: var(--muted); font-size: .85em; margin-top: .2rem; }
 .reasons { color: var(--muted); font-size: .85em; margin: .2rem 0 0; white-space: normal; }
 figure { margin: .5rem 0 1rem; }
