@@ -31,7 +31,7 @@ def test_the_table_shows_every_side_with_its_spread_and_the_interval():
     table = render_table([ROW, {**ROW, "dataset": None}])
     lines = table.splitlines()
     assert len(lines) == 3  # header, rule, and the row that ran
-    assert lines[2].startswith("| GWAE | A \\| B detects OoD. | mnist | ood_auroc: gwae_gmp 0.999870 ± 5.8e-05 (n=3) >= ")
+    assert lines[2].startswith("| GWAE | A \\| B detects OoD. | mnist | ood_auroc: gwae_gmp 0.99987 ± 5.8e-05 (n=3) >= ")
     assert "difference -0.0001 [-0.0003, 5e-05], tolerance 0.005" in lines[2]
     assert "knn_acc: vae 0.200 (n=1) < 1/n_classes = 1/10 + 0.05" in lines[2] and lines[2].endswith("| held |")
 

@@ -187,3 +187,27 @@ def test_a_new_seed_trains_only_its_own_stages(project):
     assert all(set(r.seed_metrics) == {0, 1} and None not in r.seed_metrics.values() for r in models.values())
     assert models["vae"].metrics["knn_acc"] == pytest.approx(
         sum(m["knn_acc"] for m in models["vae"].seed_metrics.values()) / 2)  # the tables show the mean
+
+
+def test_the_seed_grid_runs_in_parallel_through_dvcs_queue(project):
+    """Two workers of DVC's experiment queue train seeds 2 and 3 at once, each in a temporary copy
+    logging to the project's MLflow store; the workspace then takes both seeds' stages from DVC's
+    run-cache instead of training them again, and only the report runs."""
+    root, env, _ = project
+    queue_env = {k: v for k, v in env.items() if k not in ("AEBENCH_ROOT", "AEBENCH_WARM")}
+    queue_env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"  # one absolute store for every worker
+    dvc = str(BIN / "dvc")
+    for seed in (2, 3):
+        run([dvc, "exp", "run", "--queue", "-S", f"seeds=[{seed}]"], root, queue_env)
+    run([dvc, "exp", "run", "--run-all", "-j", "2"], root, queue_env)
+    out = run([dvc, "exp", "run", "-S", "seeds=[0,1,2,3]"], root, queue_env).stdout
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"report"}, out
+    from mlflow import MlflowClient
+
+    uri = queue_env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for seed in (2, 3):
+        info = json.loads((root / "models" / "digits" / "vae" / f"seed{seed}" / "run.json").read_text())
+        assert info["seed"] == seed and client.get_run(info["run_id"]).data.tags["seed"] == str(seed)
+        assert (root / "eval" / "digits" / "vae" / f"seed{seed}" / "metrics.json").is_file()

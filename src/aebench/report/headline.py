@@ -20,17 +20,28 @@ END = "<!-- end of headline table -->"
 SOURCE = Path("results") / "paper" / "claims.json"
 
 
-def _side(side: dict) -> str:
+def _side(side: dict, label: str, digits: int | None) -> str:
     if "values" not in side:  # a fixed number: a chance level, a threshold
         return side.get("text") or format_value(side.get("value"))
     if not side["n"]:
-        return f"{side['model']} —"
-    return f"{side['model']} {format_mean_sd(side['mean'], side['sd'], side['metric'])} (n={side['n']})"
+        return f"{label} —"
+    return f"{label} {format_mean_sd(side['mean'], side['sd'], side['metric'], digits)} (n={side['n']})"
 
 
 def _check(check: dict) -> str:
+    """'metric: a 0.90 ± 0.01 (n=3) > b ...', sides named by what differs (model, metric or both)."""
+    left, right = check["left"], check["right"]
+    same_metric = right.get("metric", left["metric"]) == left["metric"]
+    same_model = right.get("model", left["model"]) == left["model"]
+    def label(side: dict) -> str:
+        return side.get("model") if same_metric else side.get("metric") if same_model else \
+            f"{side.get('model')} {side.get('metric')}"
+    head = left["metric"] if same_metric else left["model"]
+    means = [side.get("mean") for side in (left, right) if "values" in side]
+    rounded = {format_value(m, left["metric"]) for m in means}
+    digits = 6 if len(means) == 2 and len(rounded) == 1 and means[0] != means[1] else None  # equal only when rounded
     plus = f" + {check['plus']:g}" if check.get("plus") else ""
-    text = f"{check['left']['metric']}: {_side(check['left'])} {check['op']} {_side(check['right'])}{plus}"
+    text = f"{head}: {_side(left, label(left), digits)} {check['op']} {_side(right, label(right), digits)}{plus}"
     d = check.get("difference") or {}
     if d.get("low") is not None:
         text += f"; difference {d['mean']:.3g} [{d['low']:.3g}, {d['high']:.3g}]"
