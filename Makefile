@@ -28,8 +28,9 @@ repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" AEBENCH_WARM=1 $(BIN)/dvc repro
 
 # The papers' comparisons on real MNIST (+ Omniglot, shapes, the manifolds) at the papers'
-# settings: profiles/paper.yaml run as its own DVC workspace in .profiles/paper (about 55 min
-# on 2 cores; a GPU is used when present); results land in results/paper/.
+# settings, over several training seeds: profiles/paper.yaml run as its own DVC workspace in
+# .profiles/paper (hours on 2 cores: docs/benchmarks.md; a GPU is used when present); results
+# land in results/paper/.
 paper: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/aebench profile paper
 

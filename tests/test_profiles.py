@@ -124,3 +124,20 @@ def test_paper_profile_carries_the_papers_settings():
         assert [(t.batch_size, t.epochs, t.max_steps_per_epoch) for t in trains] == [(n_train, 400, None)] * 2
     assert params.data.options["omniglot"].invert is False and params.evaluate.ood_companion == {"mnist": "omniglot"}
     assert params.evaluate.gw_reference == "train" and params.data.mirror == "../shared/data"
+
+
+def test_a_slice_of_a_profile_runs_its_targets_and_the_report_and_is_logged_so(tmp_path, monkeypatch):
+    import subprocess
+
+    from aebench import profiles
+
+    calls = []
+    monkeypatch.setattr(profiles.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or
+                        subprocess.CompletedProcess(cmd, 0))
+    profiles.run_dvc(tmp_path, ["train-loop-*", "evaluate-loop-*"])
+    assert calls[-1][-5:] == ["repro", "--glob", "train-loop-*", "evaluate-loop-*", "report"]
+    profiles.run_dvc(tmp_path)
+    assert calls[-1][-1] == "repro"
+    monkeypatch.setattr(profiles, "_git", lambda *a: "c" * 40)
+    runs = profiles._record_run(tmp_path, 12.0, ["train-loop-*"])
+    assert runs[-1]["stages"] == ["train-loop-*"] and "CPU cores" in runs[-1]["machine"]

@@ -5,7 +5,7 @@
     aebench sample <dataset> <model> [--alias champion] -n 64 -o grid.png   samples of a registered version
     aebench ui [--port N]                              the MLflow UI on the project's store
     aebench check [PARAMS]                             validate params.yaml (or a profile) and list what would run
-    aebench profile <name> [--report-only]             run profiles/<name>.yaml as its own DVC workspace, results in results/<name>/
+    aebench profile <name> [--report-only] [--stages T..] run profiles/<name>.yaml as its own DVC workspace, results in results/<name>/
     aebench readme [--check]                           write (or check) README.md's headline table from results/paper/claims.json
 """
 
@@ -125,7 +125,10 @@ def _profile(args) -> None:
     from aebench.profiles import rerender, run_profile
 
     setup_logging()
-    print(f"results in {(rerender if args.report_only else run_profile)(args.name, repo_root())}")
+    if args.report_only:
+        print(f"results in {rerender(args.name, repo_root())}")
+    else:
+        print(f"results in {run_profile(args.name, repo_root(), args.stages)}")
 
 
 def _readme(args) -> None:
@@ -164,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="e.g. paper")
     p.add_argument("--report-only", action="store_true",
                    help="re-render the last run's report with this checkout's report code; nothing retrains")
+    p.add_argument("--stages", nargs="+", default=None, metavar="TARGET",
+                   help="run only these DVC stages (globs, e.g. 'train-loop-*' 'evaluate-loop-*'), what they need, "
+                        "and the report; the run log records them")
     p.set_defaults(func=_profile)
     p = sub.add_parser("readme", help="write README.md's headline table from results/paper/claims.json")
     p.add_argument("--check", action="store_true", help="only check that the README's table matches the results")

@@ -10,6 +10,8 @@ workspace so that the default `params.yaml` stays the quick default.
    in it with that worktree's code (the warm stage server on, as `make repro`). Its DVC
    lock and cache, MLflow store and outputs stay there, so a second run resumes where the
    first stopped and reruns only what changed;
+   `aebench profile paper --stages 'train-loop-*' ...` limits it to those DVC targets (globs),
+   what they need, and the report: a slice of a long profile, recorded as such;
 3. copies what a reader needs into `results/paper/`: `summary.md` (figure links rewritten),
    `claims.json`, `claims.md`, every run's and seed's `metrics.json` and `run.json`, the figures
    summary.md links, the profile itself, and `provenance.json` (commit, date, machine,
@@ -91,9 +93,11 @@ def profile_params(profile: Path, root: Path) -> str:
     return text
 
 
-def run_dvc(tree: Path) -> float:
+def run_dvc(tree: Path, stages: list[str] | None = None) -> float:
     """`dvc repro` in the worktree with its own code, after writing the profile's per-run stages
-    (`aebench.plan`), with the warm stage server on as `make repro` has it; returns the wall seconds."""
+    (`aebench.plan`), with the warm stage server on as `make repro` has it; returns the wall seconds.
+    `stages` limits it to those DVC targets (globs such as `train-loop-*`, what they need, and the
+    report)."""
     env = dict(os.environ, PYTHONPATH=str(tree / "src"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     env.pop("AEBENCH_ROOT", None)
     env.setdefault("AEBENCH_WARM", "1")
@@ -101,7 +105,8 @@ def run_dvc(tree: Path) -> float:
     if planned.returncode != 0:
         raise UserError(f"`python -m aebench.plan` in {tree} failed (exit {planned.returncode}): see its message above")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=tree, env=env)
+    targets = ["--glob", *stages, "report"] if stages else []
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro", *targets], cwd=tree, env=env)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise UserError(f"`dvc repro` in {tree} failed (exit {done.returncode}); its outputs so far are kept there: "
@@ -109,10 +114,11 @@ def run_dvc(tree: Path) -> float:
     return seconds
 
 
-def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_commit: str | None = None) -> None:
+def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_commit: str | None = None,
+            stages: list[str] | None = None) -> None:
     """Copy the small results a reader needs from the worktree into `out`. `seconds` is this
-    `dvc repro`'s wall time, logged as a run; None with `report_commit` for a report
-    re-rendered from the same runs (`rerender`), which logs no run."""
+    `dvc repro`'s wall time, logged as a run (with the `stages` it was limited to); None with
+    `report_commit` for a report re-rendered from the same runs (`rerender`), which logs no run."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -134,11 +140,11 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     shutil.copy2(profile, out / "params.yaml")
-    runs = _record_run(tree, seconds) if seconds is not None else json.loads((tree / RUN_LOG).read_text())
+    runs = _record_run(tree, seconds, stages) if seconds is not None else json.loads((tree / RUN_LOG).read_text())
     provenance = {
         "commit": runs[-1]["commit"],
         "date": runs[-1]["date"],
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {_cpu_name()}",
+        "machine": _machine(),
         "gpu": _gpu_name(),
         "wall_seconds": runs[-1]["wall_seconds"],
         "runs": runs,  # every `dvc repro` of this worktree: a resumed run reruns only what changed
@@ -150,14 +156,26 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_
     write_json_atomic(out / "provenance.json", provenance)
 
 
-def _record_run(tree: Path, seconds: float) -> list[dict]:
+def _record_run(tree: Path, seconds: float, stages: list[str] | None = None) -> list[dict]:
     """Append this `dvc repro` to the worktree's run log (RUN_LOG) and return the log."""
     log_path = tree / RUN_LOG
     runs = json.loads(log_path.read_text()) if log_path.is_file() else []
     runs.append({"commit": _git(tree, "rev-parse", "HEAD"), "date": datetime.now(timezone.utc).strftime(
-        "%Y-%m-%d %H:%M UTC"), "wall_seconds": round(seconds, 1)})
+        "%Y-%m-%d %H:%M UTC"), "wall_seconds": round(seconds, 1), "machine": _machine(),
+        **({"stages": stages} if stages else {})})
     write_json_atomic(log_path, runs)
     return runs
+
+
+def _machine() -> str:
+    """'x86_64, 2 CPU cores, AMD EPYC (avx2)': the CPU and its widest vector extension."""
+    try:
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        flags = set()
+    widest = next((f for f in ("avx512_bf16", "avx512f", "avx2") if f in flags), None)
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {_cpu_name()}" + (f" ({widest})" if widest else "")
 
 
 def _cpu_name() -> str:
@@ -192,14 +210,15 @@ def rerender(name: str, root: Path) -> Path:
     return out
 
 
-def run_profile(name: str, root: Path) -> Path:
-    """Validate, run and collect the profile `name`; returns `results/<name>/`."""
+def run_profile(name: str, root: Path, stages: list[str] | None = None) -> Path:
+    """Validate, run and collect the profile `name` (only `stages` and what they need, when
+    given); returns `results/<name>/`."""
     profile = profile_path(name, root)
     load_params(profile)
     tree = checkout(root, name)
     write_text_atomic(tree / "params.yaml", profile_params(profile, root))
-    seconds = run_dvc(tree)
+    seconds = run_dvc(tree, stages)
     out = root / RESULTS / name
-    collect(tree, out, profile, seconds)
+    collect(tree, out, profile, seconds, stages=stages)
     log.info("profile %s: dvc repro took %.0f s; results in %s", name, seconds, out)
     return out
