@@ -96,8 +96,8 @@ def profile_params(profile: Path, root: Path) -> str:
 def run_dvc(tree: Path, stages: list[str] | None = None) -> float:
     """`dvc repro` in the worktree with its own code, after writing the profile's per-run stages
     (`aebench.plan`), with the warm stage server on as `make repro` has it; returns the wall seconds.
-    `stages` limits it to those DVC targets (globs such as `train-loop-*`, what they need, and the
-    report)."""
+    `stages` limits it to those DVC targets (globs such as `train-loop-*`) and what they need, then
+    renders the report alone."""
     env = dict(os.environ, PYTHONPATH=str(tree / "src"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     env.pop("AEBENCH_ROOT", None)
     env.setdefault("AEBENCH_WARM", "1")
@@ -105,8 +105,12 @@ def run_dvc(tree: Path, stages: list[str] | None = None) -> float:
     if planned.returncode != 0:
         raise UserError(f"`python -m aebench.plan` in {tree} failed (exit {planned.returncode}): see its message above")
     start = time.perf_counter()
-    targets = ["--glob", *stages, "report"] if stages else []
-    done = subprocess.run([sys.executable, "-m", "dvc", "repro", *targets], cwd=tree, env=env)
+    # the report depends on every run's outputs: a slice repros its targets, then the report alone
+    commands = [["--glob", *stages], ["--single-item", "report"]] if stages else [[]]
+    for targets in commands:
+        done = subprocess.run([sys.executable, "-m", "dvc", "repro", *targets], cwd=tree, env=env)
+        if done.returncode != 0:
+            break
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise UserError(f"`dvc repro` in {tree} failed (exit {done.returncode}); its outputs so far are kept there: "
