@@ -191,8 +191,9 @@ def test_a_new_seed_trains_only_its_own_stages(project):
 
 def test_the_seed_grid_runs_in_parallel_through_dvcs_queue(project):
     """Two workers of DVC's experiment queue train seeds 2 and 3 at once, each in a temporary copy
-    logging to the project's MLflow store; the workspace then takes both seeds' stages from DVC's
-    run-cache instead of training them again, and only the report runs."""
+    logging to the project's MLflow store; the workspace then takes both seeds' trainings from
+    DVC's run-cache instead of training them again (their evaluations, whose outputs DVC does
+    not cache, and the report run)."""
     root, env, _ = project
     queue_env = {k: v for k, v in env.items() if k not in ("AEBENCH_ROOT", "AEBENCH_WARM")}
     queue_env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"  # one absolute store for every worker
@@ -202,7 +203,9 @@ def test_the_seed_grid_runs_in_parallel_through_dvcs_queue(project):
     run([dvc, "exp", "run", "--run-all", "-j", "2"], root, queue_env)
     out = run([dvc, "exp", "run", "-S", "seeds=[0,1,2,3]"], root, queue_env).stdout
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"report"}, out
+    cached = {line.split("'")[1] for line in out.splitlines() if "is cached - skipping run" in line}
+    assert cached == {f"train-digits-{m}@{s}" for m in ("ae", "vae") for s in (2, 3)}, out
+    assert ran == {f"evaluate-digits-{m}@{s}" for m in ("ae", "vae") for s in (2, 3)} | {"report"}, out
     from mlflow import MlflowClient
 
     uri = queue_env["MLFLOW_TRACKING_URI"]
