@@ -70,14 +70,6 @@ class ModelResult:
             return "not evaluated"
         return None
 
-    @property
-    def seeds_note(self) -> str | None:
-        """'3 seeds (mean)', or '1 of 3 seeds evaluated', for a table's model cell."""
-        evaluated = sum(m is not None for m in self.seed_metrics.values())
-        if evaluated == len(self.seeds):
-            return f"{evaluated} seeds (mean)" if evaluated > 1 else None
-        return f"{evaluated} of {len(self.seeds)} seeds evaluated" if evaluated else None
-
 
 @dataclass
 class DatasetResult:
