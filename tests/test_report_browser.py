@@ -195,8 +195,10 @@ def test_report_loads_cleanly_in_chromium(tmp_path):
     html_path, _ = build_report(root)
     shot = tmp_path / "shot.png"
     seen = load_page(html_path, tmp_path / "profile", shot)
-    # 3 + 3 + 4 figures on digits, 3 + 4 on lines, 2 training-curve figures.
-    assert len(seen["images"]) == 19
+    # 3 + 3 + 4 figures on digits, 3 + 4 on lines, 2 training-curve figures, and the seeds figure
+    # of the one claim row with values (the packaged ML-VAE claim on digits).
+    assert len(seen["images"]) == 20
+    assert sum(i["alt"].startswith("every seed's value") for i in seen["images"]) == 1
     assert broken(seen["images"]) == []
     assert seen["errors"] == []
     assert outside(seen["requests"]) == []
