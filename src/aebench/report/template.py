@@ -67,7 +67,7 @@ table.claims img.seeds { display: block; max-width: 100%; margin-top: .3rem; }
 table.claims { width: 100%; }
 table.claims td.statement { min-width: 18rem; }
 table.claims ul { margin: 0; padding: 0; list-style: none; }
-table.claims li { white-space: nowrap; }
+table.claims li { white-space: normal; }
 table.claims li .reasons { display: block; margin: 0 0 .2rem 1.2rem; }
 table.claims .paper-result { display: block; color: var(--muted); font-size: .85em; margin-top: .2rem; }
 .reasons { color: var(--muted); font-size: .85em; margin: .2rem 0 0; white-space: normal; }
