@@ -32,12 +32,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from aebench.report import statistics
 from aebench.report.formatting import MISSING, format_value
 
 logger = logging.getLogger(__name__)
 
 FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
-SPREAD = ("sd", "n", "min", "max")
+SPREAD = ("mean", "sd", "n", "min", "max")
 
 
 def _dig(value: Any, keys: list[str]) -> Any:
@@ -51,21 +52,15 @@ def _dig(value: Any, keys: list[str]) -> Any:
     return value
 
 
-def _metric_values(run: "RunData", dataset: str, model: str, metric: str) -> list[float]:
+def _spread(run: "RunData", dataset: str, model: str, metric: str, what: str) -> float | int | None:
+    """The metric's mean (or `sd`, `n`, `min`, `max`) over the model's evaluated seeds."""
     per_seed = run.seed_metrics.get((dataset, model)) or {}
-    values = [(m or {}).get(metric) for _, m in sorted(per_seed.items())]
-    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v]
-
-
-def _spread(values: list[float], what: str) -> float | int | None:
-    if not values:
+    values = statistics.sample({seed: (m or {}).get(metric) for seed, m in per_seed.items()})
+    if not values.n:
         return None
-    if what == "n":
-        return len(values)
-    if what == "sd":
-        mean = sum(values) / len(values)
-        return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else None
-    return min(values) if what == "min" else max(values)
+    number = {"mean": values.mean, "sd": values.sd, "n": values.n, "min": min(values.values),
+              "max": max(values.values)}[what]
+    return None if number != number else number  # the sd of one seed is NaN: no value
 
 
 class _Fields:
@@ -102,13 +97,9 @@ class _Fields:
             return (figure.value if figure is not None else None), rest[1]
         if head in self.sources:
             return _dig(self.source(head), rest), rest[-1] if rest else None
-        if len(rest) in (1, 2) and self.row.dataset is not None:
-            values = _metric_values(self.run, self.row.dataset, head, rest[0])
-            what = rest[1] if len(rest) == 2 else "mean"
-            if what == "mean":
-                return (sum(values) / len(values) if values else None), rest[0]
-            if what in SPREAD:
-                return _spread(values, what), rest[0]
+        what = rest[1] if len(rest) == 2 else "mean"
+        if len(rest) in (1, 2) and self.row.dataset is not None and what in SPREAD:
+            return _spread(self.run, self.row.dataset, head, rest[0], what), rest[0]
         return None, None
 
 
