@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import yaml
 
+from aebench import machine
 from aebench.errors import UserError
 from aebench.io import write_json_atomic, write_text_atomic
 from aebench.plan import load_params
@@ -144,12 +144,13 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     shutil.copy2(profile, out / "params.yaml")
+    info = machine.describe()
     runs = _record_run(tree, seconds, stages) if seconds is not None else json.loads((tree / RUN_LOG).read_text())
     provenance = {
         "commit": runs[-1]["commit"],
         "date": runs[-1]["date"],
-        "machine": _machine(),
-        "gpu": _gpu_name(),
+        "machine": machine.label(info),
+        "gpu": info["gpu"],
         "wall_seconds": runs[-1]["wall_seconds"],
         "runs": runs,  # every `dvc repro` of this worktree: a resumed run reruns only what changed
     }
@@ -165,37 +166,10 @@ def _record_run(tree: Path, seconds: float, stages: list[str] | None = None) -> 
     log_path = tree / RUN_LOG
     runs = json.loads(log_path.read_text()) if log_path.is_file() else []
     runs.append({"commit": _git(tree, "rev-parse", "HEAD"), "date": datetime.now(timezone.utc).strftime(
-        "%Y-%m-%d %H:%M UTC"), "wall_seconds": round(seconds, 1), "machine": _machine(),
+        "%Y-%m-%d %H:%M UTC"), "wall_seconds": round(seconds, 1), "machine": machine.label(),
         **({"stages": stages} if stages else {})})
     write_json_atomic(log_path, runs)
     return runs
-
-
-def _machine() -> str:
-    """'x86_64, 2 CPU cores, AMD EPYC (avx2)': the CPU and its widest vector extension."""
-    try:
-        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                         if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        flags = set()
-    widest = next((f for f in ("avx512_bf16", "avx512f", "avx2") if f in flags), None)
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {_cpu_name()}" + (f" ({widest})" if widest else "")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _gpu_name() -> str | None:
-    import torch
-
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 def rerender(name: str, root: Path) -> Path:
