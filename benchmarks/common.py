@@ -1,21 +1,26 @@
 """What the benchmark scripts share: the MNIST loader, the thread pinning, and
 `benchmarks/results.json`, which every script updates under its own keys (so `make bench`
-can run them one by one and a single script can be re-run alone)."""
+can run them one by one and a single script can be re-run alone). Every key is stamped with
+the machine it was measured on (`aebench.machine`), the time and the commit, so figures from
+two machines are never read as one."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import os
-import platform
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
+from aebench import machine
+from aebench.io import write_text_atomic
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results.json"
+RESULTS = Path(os.environ.get("AEBENCH_BENCH_RESULTS", REPO / "benchmarks" / "results.json"))  # tests write elsewhere
 MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
@@ -41,13 +46,41 @@ def pin_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+def load_results() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def save_results(results: dict) -> None:
+    """Write results.json whole or not at all: a benchmark killed mid-write loses nothing."""
+    write_text_atomic(RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
+
+
+def git_commit() -> str:
+    """The checkout's short commit, `+dirty` when tracked files differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def stamp(results: dict) -> dict:
+    """This machine entered in `results["machines"]`, and the stamp a figure measured now gets."""
+    info = machine.describe()
+    key = machine.machine_id(info)
+    results.setdefault("machines", {})[key] = {**info, "label": machine.label(info)}
+    return {"machine": key, "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"), "commit": git_commit()}
+
+
 def update_results(section: dict) -> dict:
-    """Merge `section` (top-level keys -> values) into results.json, stamped with the machine."""
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results.update(section)
-    results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
-    results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    """Merge `section` (top-level keys -> values) into results.json, each key stamped with this
+    machine, the time and the commit (`results["stamps"][key]`)."""
+    results = load_results()
+    now = stamp(results)
+    for key, value in section.items():
+        results[key] = value
+        results.setdefault("stamps", {})[key] = now
+    save_results(results)
     return results
 
 

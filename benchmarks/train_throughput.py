@@ -24,13 +24,20 @@ What each contender runs, per (dataset, model):
   wrapped), VQ-VAE (EMA codebook of 1,024 entries; aebench's VQ-VAE adds the paper's small
   dense bottleneck, about 1% of its FLOPs). pythae feeds batches through a torch DataLoader
   over its dataset class (item-wise indexing and collation): part of what a user gets.
-Precision: `bare` and `aebench` run twice, in fp32 and under `aebench.precision.autocast`
+Precision: `bare` and `aebench` run in fp32 and, where the CPU computes bf16 natively
+(AVX512-BF16 or AMX; `aebench.precision.native_bf16`), again under `aebench.precision.autocast`
 bf16 (what `train.precision: bf16` does: bf16 matmuls and convolutions, fp32 weights, optimiser
-state and reductions). pythae runs in fp32 only: its best CPU setting, since its `amp` flag
-drives CUDA's autocast and does nothing on a CPU. The ratios `trainer_vs_bare_ratio` and
-`trainer_vs_pythae_ratio` compare aebench at the precision `train.precision` resolves to on
-this machine (params.yaml; `auto` is bf16 on a CPU with AVX512-BF16) with `bare` at the same
-precision and with pythae.
+state and reductions). On a CPU that only emulates bf16 (AVX2, plain AVX-512) the bf16
+contenders are skipped and the reason printed and recorded: emulation would time the
+emulation, and the trainer refuses explicit bf16 there. pythae runs in fp32 only: its best CPU
+setting, since its `amp` flag drives CUDA's autocast and does nothing on a CPU. The ratios
+compare aebench with `bare` at equal precision and with pythae's fp32.
+
+What the machine can do is read before anything runs (`aebench.machine.describe`: CPU, vector
+extensions, native bf16); each (dataset, model)'s figures are written to results.json as soon
+as they are measured, under the machine's id (`train_throughput.<machine>.<dataset>.<model>`,
+with the time and commit), so a later failure loses nothing and figures of two machines never
+meet in one ratio. A contender that fails is recorded with its error; the others go on.
 
 GFLOP/s: the FLOPs of one training step (forward and backward passes, counted by
 `torch.utils.flop_counter.FlopCounterMode`: matmuls and convolutions, the work that matters
@@ -57,7 +64,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, load_mnist, pin_threads, update_results  # noqa: E402
+from common import REPO, load_mnist, load_results, pin_threads, save_results, stamp  # noqa: E402
 
 from aebench.precision import autocast, resolve  # noqa: E402
 
@@ -266,6 +273,38 @@ def run(contender: str, model_name: str, x: torch.Tensor, epochs: int, threads: 
     return run_pythae(model_name, x, epochs)
 
 
+def plan_contenders(native_bf16: bool, flags: list[str], have_pythae: bool) -> tuple[list[str], dict[str, str]]:
+    """The contenders this machine can run, and why each other one is skipped: bf16 where the
+    CPU only emulates it would time the emulation (and `train.precision: bf16` refuses it),
+    pythae where it is not installed."""
+    runnable, skipped = [], {}
+    for contender in CONTENDERS:
+        kind, precision = contender.split("/")
+        if precision == "bf16" and not native_bf16:
+            skipped[contender] = (f"no native bf16 on this CPU (vector extensions: {' '.join(flags) or 'none'}; "
+                                  "bf16 needs avx512_bf16 or amx_bf16): emulated bf16 would time the emulation")
+        elif kind == "pythae" and not have_pythae:
+            skipped[contender] = "pythae is not installed: `.venv/bin/pip install pythae==0.1.2` (`make bench` does)"
+        else:
+            runnable.append(contender)
+    return runnable, skipped
+
+
+def ratios(med: dict[str, float]) -> dict[str, float]:
+    """aebench against each peer at equal precision (pythae runs fp32 only), and bf16 over fp32:
+    only between contenders of this run, so never across machines."""
+    out = {}
+    for precision in ("fp32", "bf16"):
+        ours = med.get(f"aebench/{precision}")
+        if ours and med.get(f"bare/{precision}"):
+            out[f"aebench_vs_bare_{precision}"] = round(ours / med[f"bare/{precision}"], 3)
+        if ours and med.get("pythae/fp32"):
+            out[f"aebench_{precision}_vs_pythae_fp32"] = round(ours / med["pythae/fp32"], 3)
+    if med.get("aebench/bf16") and med.get("aebench/fp32"):
+        out["aebench_bf16_vs_fp32"] = round(med["aebench/bf16"] / med["aebench/fp32"], 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
@@ -274,59 +313,63 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     args = parser.parse_args()
     pin_threads(args.threads)
+    import importlib.util
     import logging
 
+    from aebench import machine
     from aebench.plan import load_params
 
     logging.disable(logging.WARNING)  # pythae and mlflow chatter
+    info = machine.describe()
+    contenders, skipped = plan_contenders(info["cpu_native_bf16"], info["vector_flags"],
+                                          importlib.util.find_spec("pythae") is not None)
     configured = load_params(REPO / "params.yaml").train.precision
     default = "bf16" if resolve(configured, "cpu") == torch.bfloat16 else "fp32"
-    ceiling = {p: round(matmul_ceiling(dtype), 1) for p, dtype in DTYPES.items()}
-    print(f"matmul ceiling, {args.threads} thread(s): " + ", ".join(f"{p} {g:.1f} GFLOP/s" for p, g in ceiling.items())
-          + f"; train.precision {configured} -> {default} here", flush=True)
-    samples: dict[str, dict[str, dict[str, list[float]]]] = {}
-    flops: dict[str, dict[str, float]] = {}
+    print(f"machine: {machine.label(info)}; native bf16: {'yes' if info['cpu_native_bf16'] else 'no'}; "
+          f"{args.threads} thread(s); train.precision {configured} -> {default} here", flush=True)
+    for contender, why in skipped.items():
+        print(f"skipped {contender}: {why}", flush=True)
+    ceiling = {p: round(matmul_ceiling(DTYPES[p]), 1) for p in sorted({c.split('/')[1] for c in contenders})}
+    print("matmul ceiling: " + ", ".join(f"{p} {g:.1f} GFLOP/s" for p, g in ceiling.items()), flush=True)
+    print(f"{'dataset':8s} {'model':8s} " + " ".join(f"{c:>13s}" for c in contenders)
+          + "  ratios (samples/s, median of repeats)", flush=True)
     store = tempfile.TemporaryDirectory()
-    print(f"{'dataset':8s} {'model':8s} " + " ".join(f"{c:>13s}" for c in CONTENDERS)
-          + f"  bf16/fp32  aebench/bare  aebench/pythae  ({default}; samples/s, median of repeats)", flush=True)
     for dataset in args.datasets:
         x, epochs = load_dataset(dataset)
         for model_name in args.models:
-            flops.setdefault(dataset, {})[model_name] = flops_per_sample(model_name, x)
-            got = {c: [] for c in CONTENDERS}
+            flops = flops_per_sample(model_name, x)
+            got: dict[str, list[float]] = {c: [] for c in contenders}
+            failed = dict(skipped)
             for rep in range(args.repeats):
-                shift = rep % len(CONTENDERS)
-                for c in CONTENDERS[shift:] + CONTENDERS[:shift]:
-                    got[c].append(run(c, model_name, x, epochs, args.threads, Path(store.name)))
-            samples.setdefault(dataset, {})[model_name] = got
-            med = {c: statistics.median(v) for c, v in got.items()}
-            print(f"{dataset:8s} {model_name:8s} " + " ".join(f"{med[c]:13.0f}" for c in CONTENDERS)
-                  + f"  {med['aebench/bf16'] / med['aebench/fp32']:9.2f}"
-                  + f"  {med[f'aebench/{default}'] / med[f'bare/{default}']:12.3f}"
-                  + f"  {med[f'aebench/{default}'] / med['pythae/fp32']:14.2f}", flush=True)
-    med = {d: {m: {c: statistics.median(v) for c, v in got.items()} for m, got in per.items()}
-           for d, per in samples.items()}
+                shift = rep % len(contenders)
+                for c in contenders[shift:] + contenders[:shift]:
+                    if c in failed:
+                        continue
+                    try:
+                        got[c].append(run(c, model_name, x, epochs, args.threads, Path(store.name)))
+                    except Exception as error:  # one contender's failure must not lose the others' figures
+                        failed[c] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                        print(f"{dataset} {model_name} {c} {failed[c]}", flush=True)
+            med = {c: statistics.median(v) for c, v in got.items() if v and c not in failed}
+            pair = {"threads": args.threads, "repeats": args.repeats, "precision_default": default,
+                    "samples_per_s": {c: round(v, 1) for c, v in med.items()},
+                    "runs": {c: [round(v, 1) for v in got[c]] for c in med},
+                    "gflops_per_sample": round(flops / 1e9, 5),
+                    "gflops": {c: round(v * flops / 1e9, 2) for c, v in med.items()},
+                    "ceiling_fraction": {c: round(v * flops / 1e9 / ceiling[c.split("/")[1]], 4) for c, v in med.items()},
+                    "matmul_ceiling_gflops": ceiling, "ratios": ratios(med), "skipped": failed}
+            record_pair(dataset, model_name, pair)  # written now: a later failure loses nothing
+            print(f"{dataset:8s} {model_name:8s} " + " ".join(f"{med.get(c, float('nan')):13.0f}" for c in contenders)
+                  + "  " + ", ".join(f"{k} {v:.2f}" for k, v in pair["ratios"].items()), flush=True)
 
-    def per_model(fn):
-        return {d: {m: fn(d, m, v) for m, v in per.items()} for d, per in med.items()}
 
-    update_results({
-        "train_precision": {"configured": configured, "resolved": default},
-        "train_samples_per_s": per_model(lambda d, m, v: round(v[f"aebench/{default}"], 1)),
-        "bare_samples_per_s": per_model(lambda d, m, v: round(v[f"bare/{default}"], 1)),
-        "pythae_samples_per_s": per_model(lambda d, m, v: round(v["pythae/fp32"], 1)),
-        "precision_samples_per_s": per_model(lambda d, m, v: {c: round(s, 1) for c, s in v.items()}),
-        "bf16_vs_fp32_ratio": per_model(lambda d, m, v: {k: round(v[f"{k}/bf16"] / v[f"{k}/fp32"], 3)
-                                                         for k in ("bare", "aebench")}),
-        "trainer_vs_bare_ratio": per_model(lambda d, m, v: round(v[f"aebench/{default}"] / v[f"bare/{default}"], 3)),
-        "trainer_vs_pythae_ratio": per_model(lambda d, m, v: round(v[f"aebench/{default}"] / v["pythae/fp32"], 3)),
-        "train_gflops_per_sample": per_model(lambda d, m, v: round(flops[d][m] / 1e9, 5)),
-        "train_gflops": per_model(lambda d, m, v: {c: round(s * flops[d][m] / 1e9, 2) for c, s in v.items()}),
-        "ceiling_fraction": per_model(lambda d, m, v: {
-            c: round(s * flops[d][m] / 1e9 / ceiling[c.split("/")[1]], 4) for c, s in v.items()}),
-        "matmul_ceiling_gflops": ceiling,
-        "train_threads": args.threads,
-    })
+def record_pair(dataset: str, model_name: str, pair: dict) -> None:
+    """One (dataset, model)'s figures into results.json under this machine's id, stamped."""
+    results = load_results()
+    now = stamp(results)
+    section = results.setdefault("train_throughput", {}).setdefault(now["machine"], {})
+    section.setdefault(dataset, {})[model_name] = {**pair, "recorded": now["recorded"], "commit": now["commit"]}
+    save_results(results)
 
 
 if __name__ == "__main__":

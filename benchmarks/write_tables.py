@@ -8,19 +8,62 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, update_results  # noqa: E402
+from common import REPO, RESULTS, load_results  # noqa: E402
 
 PROVENANCE = REPO / "results" / "paper" / "provenance.json"
 
 
 def paper_profile_seconds() -> dict | None:
-    """The full wall time of the committed paper profile: its first `dvc repro` ran every
-    stage (later ones only reran what changed), from `results/paper/provenance.json`."""
+    """The wall time of the committed paper profile's first `dvc repro` (it ran every stage;
+    later ones ran slices or what changed) with the machine it ran on, from
+    `results/paper/provenance.json`."""
     if not PROVENANCE.exists():
         return None
     runs = json.loads(PROVENANCE.read_text()).get("runs", [])
-    full = max(runs, key=lambda r: r["wall_seconds"], default=None)
-    return full and {"seconds": full["wall_seconds"], "commit": full["commit"][:7], "date": full["date"]}
+    full = next((r for r in runs if not r.get("stages")), None)
+    return full and {"seconds": full["wall_seconds"], "commit": full["commit"][:7], "date": full["date"],
+                     "machine": full.get("machine", "an unrecorded machine")}
+
+
+def provenance(r: dict, key: str) -> str:
+    """'machine, recorded, commit' of the figures under `key`."""
+    s = r.get("stamps", {}).get(key)
+    if not s:
+        return "machine not recorded"
+    label = r.get("machines", {}).get(s["machine"], {}).get("label", s["machine"])
+    return f"{label}; recorded {s['recorded']}, commit `{s['commit']}`"
+
+
+def throughput_tables(r: dict) -> list[str]:
+    """One table per machine: aebench against the bare loop and pythae at equal precision, bf16
+    columns only where that machine computes bf16 natively, with what was skipped and why."""
+    out = []
+    for machine_key, per in r.get("train_throughput", {}).items():
+        info = r.get("machines", {}).get(machine_key, {})
+        pairs = [(ds, m, v) for ds, models in per.items() for m, v in models.items()]
+        bf16 = any("aebench/bf16" in v["samples_per_s"] for _, _, v in pairs)
+        out += [f"### {info.get('label', machine_key)}", "",
+                f"Native bf16: {'yes' if info.get('cpu_native_bf16') else 'no'}. "
+                f"{pairs[0][2]['threads']} thread(s), median of {pairs[0][2]['repeats']} repeats; "
+                f"recorded {min(v['recorded'] for *_, v in pairs)} to {max(v['recorded'] for *_, v in pairs)}, "
+                "commit " + ", ".join(sorted({f"`{v['commit']}`" for *_, v in pairs})) + ".", ""]
+        header = ["dataset", "model", "aebench fp32", "bare fp32", "pythae fp32", "aebench/bare fp32",
+                  "aebench/pythae fp32"]
+        if bf16:
+            header += ["aebench bf16", "bare bf16", "aebench/bare bf16", "aebench bf16/pythae", "bf16/fp32"]
+        rows = []
+        for ds, m, v in pairs:
+            s, q = v["samples_per_s"], v["ratios"]
+            row = [ds, m, s.get("aebench/fp32"), s.get("bare/fp32"), s.get("pythae/fp32"),
+                   q.get("aebench_vs_bare_fp32"), q.get("aebench_fp32_vs_pythae_fp32")]
+            if bf16:
+                row += [s.get("aebench/bf16"), s.get("bare/bf16"), q.get("aebench_vs_bare_bf16"),
+                        q.get("aebench_bf16_vs_pythae_fp32"), q.get("aebench_bf16_vs_fp32")]
+            rows.append(row)
+        out += table(header, rows)
+        skipped = {c: why for *_, v in pairs for c, why in v.get("skipped", {}).items()}
+        out += [f"- skipped {c}: {why}" for c, why in sorted(skipped.items())] + ([""] if skipped else [])
+    return out
 
 
 def table(header: list[str], rows: list[list]) -> list[str]:
@@ -34,46 +77,24 @@ def table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def main() -> None:
-    profile = paper_profile_seconds()
-    r = update_results({"paper_profile_seconds": profile}) if profile else json.loads(RESULTS.read_text())
-    out = [f"# aebench benchmarks ({r.get('updated', '?')}, {r.get('machine', {}).get('cpus', '?')} CPUs)", ""]
-    if "train_samples_per_s" in r:
-        out += [f"## Training throughput (samples/s, {r.get('train_threads', 1)} thread; ratio > 1: aebench faster)", ""]
-        rows = []
-        for ds, per in r["train_samples_per_s"].items():
-            for model, ours in per.items():
-                rows.append([ds, model, ours, r["bare_samples_per_s"][ds][model], r["pythae_samples_per_s"][ds][model],
-                             r["trainer_vs_bare_ratio"][ds][model], r["trainer_vs_pythae_ratio"][ds][model]])
-        out += table(["dataset", "model", "aebench", "bare loop", "pythae", "aebench/bare", "aebench/pythae"], rows)
-    if "precision_samples_per_s" in r:
-        ceiling = r["matmul_ceiling_gflops"]
-        prec = r.get("train_precision", {})
-        out += ["## fp32 vs bf16 mixed precision (samples/s; GFLOP/s and share of the matmul ceiling)", "",
-                f"Ceiling (2048x2048 matmul, same run): fp32 {ceiling['fp32']} GFLOP/s, bf16 {ceiling['bf16']} GFLOP/s. "
-                f"`train.precision` {prec.get('configured', '?')} resolves to {prec.get('resolved', '?')} here; "
-                "the table above compares aebench at that precision.", ""]
-        rows = []
-        for ds, per in r["precision_samples_per_s"].items():
-            for model, v in per.items():
-                g, f = r["train_gflops"][ds][model], r["ceiling_fraction"][ds][model]
-                rows.append([ds, model, v["aebench/fp32"], v["aebench/bf16"], r["bf16_vs_fp32_ratio"][ds][model]["aebench"],
-                             v["bare/fp32"], v["bare/bf16"], r["bf16_vs_fp32_ratio"][ds][model]["bare"],
-                             f"{g['aebench/fp32']:.1f} ({f['aebench/fp32']:.0%})", f"{g['aebench/bf16']:.1f} ({f['aebench/bf16']:.0%})",
-                             f"{g['pythae/fp32']:.1f} ({f['pythae/fp32']:.0%})"])
-        out += table(["dataset", "model", "aebench fp32", "aebench bf16", "bf16/fp32", "bare fp32", "bare bf16",
-                      "bf16/fp32 (bare)", "GFLOP/s aebench fp32", "GFLOP/s aebench bf16", "GFLOP/s pythae"], rows)
-    if "paper_profile_seconds" in r:
-        p = r["paper_profile_seconds"]
+    r = load_results()
+    out = ["# aebench benchmarks", "", "Every section names the machine its figures come from; ratios are taken "
+           "only between figures of one run on one machine.", ""]
+    if "train_throughput" in r:
+        out += ["## Training throughput (samples/s; ratio > 1: aebench faster)", "", *throughput_tables(r)]
+    p = paper_profile_seconds()
+    if p:
         out += ["## Paper profile", "", f"`make paper` (real MNIST + the papers' other data): {p['seconds']:.0f} s "
-                f"at commit {p['commit']} ({p['date']}); goal: under 3,600 s on 2 cores.", ""]
+                f"at commit {p['commit']} ({p['date']}) on {p['machine']}; goal: under 3,600 s on 2 cores.", ""]
     if "diffmap_seconds" in r:
         sizes = sorted({n for per in r["diffmap_seconds"].values() for n in per}, key=int)
-        out += ["## Diffusion maps on MNIST (wall seconds / peak MiB; — = did not finish)", ""]
+        out += ["## Diffusion maps on MNIST (wall seconds / peak MiB; — = did not finish)", "",
+                f"Machine: {provenance(r, 'diffmap_seconds')}.", ""]
         rows = [[m, *(f"{r['diffmap_seconds'][m].get(n) or '—'} / {r['diffmap_peak_mb'][m].get(n) or '—'}" for n in sizes)]
                 for m in r["diffmap_seconds"]]
         out += table(["method", *sizes], rows)
     if "repro_seconds" in r:
-        out += ["## Pipeline", "", f"- `dvc repro` of the default pipeline on a fresh clone: {r['repro_seconds']:.0f} s "
+        out += ["## Pipeline", "", f"Machine: {provenance(r, 'repro_seconds')}.", "", f"- `dvc repro` of the default pipeline on a fresh clone: {r['repro_seconds']:.0f} s "
                 f"for {r.get('repro_stage_count', '?')} stages", f"- no-op `dvc repro`: {r['noop_repro_seconds']:.1f} s",
                 "- interpreter start-up + import: " + ", ".join(f"{k} {v:.2f} s" for k, v in r["import_seconds"].items()), ""]
         kinds: dict[str, list[float]] = {}
@@ -95,7 +116,8 @@ def main() -> None:
                      [[k, len(v), sum(v), sum(v) / len(v), before.get(k), before[k] / sum(v) if k in before else None]
                       for k, v in kinds.items()])
     if "eval_seconds" in r:
-        out += [f"## Evaluation suites on 10,000 MNIST test codes (seconds per model, {r.get('eval_threads', 1)} threads)", ""]
+        out += [f"## Evaluation suites on 10,000 MNIST test codes (seconds per model, {r.get('eval_threads', 1)} threads)", "",
+                f"Machine: {provenance(r, 'eval_suite_seconds')}.", ""]
         if "eval_canary_seconds" in r:
             c = r["eval_canary_seconds"]
             out += [f"Machine canary (fixed pure-Python loop; 0.42-0.44 s in a fast hour here): {c['before']} s "

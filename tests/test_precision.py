@@ -2,6 +2,7 @@
 evaluating under bf16 with fp32 master weights, optimiser state and loss reductions."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from aebench.models import build_model
 from aebench.models.base import DataInfo
 from aebench.precision import autocast, native_bf16, resolve
 from aebench.training import train
+
+REPO = Path(__file__).resolve().parents[1]
 
 INFO = DataInfo((1, 8, 8), "image", 10, 256)
 BF16 = torch.bfloat16
@@ -79,6 +82,29 @@ def test_cpu_support_is_read_from_torch_capabilities(monkeypatch):
     caps["amx_bf16"] = True
     assert native_bf16("cpu")
     assert not native_bf16("meta")
+
+
+@pytest.mark.parametrize("capabilities, expected", [
+    ({"avx2": True, "avx512_f": False, "avx512_bf16": False, "amx_bf16": False}, "fp32"),  # AVX2 only
+    ({"avx2": True, "avx512_f": True, "avx512_bf16": False, "amx_bf16": False}, "fp32"),  # AVX-512 emulates
+    ({"avx2": True, "avx512_f": True, "avx512_bf16": True, "amx_bf16": False}, "bf16"),
+], ids=["avx2", "avx512", "avx512-bf16"])
+def test_every_run_of_the_paper_profile_picks_its_precision_from_the_cpu(monkeypatch, tmp_path, capabilities,
+                                                                         expected):
+    """`auto` through the whole path a run takes (the profile, the run's resolved train section,
+    the trainer), with torch's CPU feature detection faked: bf16 only where it is native. The
+    default params.yaml says fp32 and gets it on every machine."""
+    from aebench.plan import load_params, resolve_model
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    for path, wanted in ((REPO / "profiles" / "paper.yaml", expected), (REPO / "params.yaml", "fp32")):
+        params = load_params(path)
+        chosen = {}
+        for key, run in params.runs.items():
+            _, _, train_cfg = resolve_model(params, run.model, path, run=key)
+            chosen[key] = "bf16" if resolve(train_cfg.precision, "cpu") == torch.bfloat16 else "fp32"
+        assert set(chosen.values()) == {wanted}, (path.name, chosen)
+    assert fit(tmp_path, fresh(), "auto").precision == expected
 
 
 def test_cuda_support_is_read_from_torch(monkeypatch):
