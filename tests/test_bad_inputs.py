@@ -197,6 +197,53 @@ def test_nan_in_data_is_caught_by_expectations(proj, capsys):
         (raw_dir / "raw.npz").write_bytes(backup)
 
 
+def rewrite_rows(path: Path, column: str, change) -> bytes:
+    """Rewrite `column` of a processed split through `change(numpy array)`, keeping its schema
+    and metadata (as a hand edit or a buggy tool would); returns the original bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    backup = path.read_bytes()
+    table = pq.read_table(path)
+    col = table.column(column).combine_chunks()
+    if pa.types.is_fixed_size_list(col.type):
+        values = col.flatten().to_numpy().copy().reshape(len(col), -1)
+        change(values)
+        new = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel(), col.type.value_type), col.type.list_size)
+    else:
+        values = col.to_numpy().copy()
+        change(values)
+        new = pa.array(values, col.type)
+    table = table.set_column(table.column_names.index(column), column, new)
+    pq.write_table(table, path)
+    return backup
+
+
+@pytest.mark.parametrize("dataset, split, column, change, needles", [
+    ("loop", "train", "x", lambda v: v.__setitem__((slice(3, 8), 0), np.nan),
+     ["loop/train.parquet", "'column 'x' holds finite numbers'", "5 of", "row 3"]),
+    ("digits", "train", "label", lambda v: v.__setitem__(slice(10, 60), 42),
+     ["digits/train.parquet", "labels lie in 0..9", "50 of", "value 42"]),
+    ("digits", "val", "index", lambda v: v.__setitem__(1, v[0]),
+     ["digits/val.parquet", "names each raw row once"]),
+], ids=["nan-rows", "labels-out-of-range", "repeated-index"])
+def test_bad_rows_are_named_before_any_training(proj, capsys, dataset, split, column, change, needles):
+    """Processed data damaged after preprocessing (its rules checked where it is read): the
+    train stage names the file and the rule broken, and starts no MLflow run."""
+    from aebench import tracking
+
+    path = proj / "data" / "processed" / dataset / f"{split}.parquet"
+    client = tracking.client(proj)
+    runs_before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    backup = rewrite_rows(path, column, change)
+    try:
+        code, err = stage(proj, capsys, "train", "--dataset", dataset, "--model", "vae", "--seed", "0")
+        assert_one_line_error(code, err, *needles, f"dvc repro preprocess@{dataset}")
+        assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == runs_before
+    finally:
+        path.write_bytes(backup)
+
+
 def test_dataset_too_small(proj, capsys):
     params = base_params()
     params["data"]["options"] = {"loop": {"n": 3}}

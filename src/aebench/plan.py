@@ -90,6 +90,49 @@ def needs_diffmap(params: Params, model_name: str) -> bool:
     return model_class(model_type_of(params, model_name)).needs_diffmap
 
 
+EVALUATE_PARAMS = ["evaluate"]
+
+
+def train_params(params: Params, run: str) -> list[str]:
+    """The params.yaml keys a run's train stage reads, as its DVC stage declares them."""
+    spec = params.runs[run]
+    return ["train", f"model.{spec.model}"] + [f"runs.{run}.{field}" for field in ("train", "config")
+                                               if getattr(spec, field)]
+
+
+def param_values(root: Path, keys: list[str]) -> dict:
+    """The values of dotted `keys` in `<root>/params.yaml` as written (None where absent)."""
+    raw = yaml.safe_load((root / "params.yaml").read_text()) or {}
+    values = {}
+    for key in keys:
+        value = raw
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values[key] = value
+    return values
+
+
+def check_params_unchanged(root: Path, before: dict, stage: str) -> None:
+    """A UserError when params.yaml's values of the stage's keys are no longer `before`: DVC
+    records the params in dvc.lock when a stage ends, so an edit made while it ran would be
+    recorded beside outputs made with the old values, and `dvc status` would call it done."""
+    now = param_values(root, list(before))
+    changed = [f"{key}{suffix}" for key in before for suffix, old, new in _differences(before[key], now[key])]
+    if changed:
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise UserError(f"params.yaml changed while {stage} ran ({shown}): its outputs were made with the old "
+                        f"values, so none were kept; run `dvc repro` again to run it with the new ones")
+
+
+def _differences(old, new, suffix: str = ""):
+    """(dotted suffix, old, new) of each leaf that differs between two params values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            yield from _differences(old.get(key), new.get(key), f"{suffix}.{key}")
+    elif old != new:
+        yield suffix, old, new
+
+
 def train_stage(run: str, seed: int) -> str:
     """The DVC stage that trains `run` with `seed` (for messages that say what to rerun)."""
     return f"train-{run}@{seed}"
@@ -113,15 +156,14 @@ def run_stages(params: Params) -> dict:
     for key, run in params.runs.items():
         args = f"--dataset {run.dataset} --model {run.model} --seed ${{item.seed}}"
         data = [f"data/processed/{run.dataset}"] + ([f"data/diffmap/{run.dataset}"] if key in on_diffmap else [])
-        own = [f"runs.{key}.{field}" for field in ("train", "config") if getattr(run, field)]
         seed_dir = f"{run.dataset}/{run.model}/seed${{item.seed}}"
         stages[f"train-{key}"] = {
             "matrix": _seed_matrix(params, key), "cmd": f"python stages/train.py {args}",
-            "deps": TRAIN_DEPS + data, "params": ["train", f"model.{run.model}"] + own,
+            "deps": TRAIN_DEPS + data, "params": train_params(params, key),
             "outs": [f"models/{seed_dir}"]}
         stages[f"evaluate-{key}"] = {
             "matrix": _seed_matrix(params, key), "cmd": f"python stages/evaluate.py {args}",
-            "deps": EVALUATE_DEPS + [f"models/{seed_dir}"], "params": ["evaluate"],
+            "deps": EVALUATE_DEPS + [f"models/{seed_dir}"], "params": list(EVALUATE_PARAMS),
             "outs": [{f"eval/{seed_dir}/plots": {"cache": False}}],
             "metrics": [{f"eval/{seed_dir}/metrics.json": {"cache": False}}]}
     return stages

@@ -262,8 +262,11 @@ def _numpy(column, path: Path, name: str) -> np.ndarray:
         return column.to_numpy(zero_copy_only=False)
 
 
-def read_split(path: Path) -> Split:
-    """Read one processed split file; UserError if it is missing, unreadable or has the wrong schema."""
+def read_split(path: Path, check: bool = True) -> Split:
+    """Read one processed split file; UserError if it is missing, unreadable, has the wrong
+    schema or (with `check`) rows that break the content rules of `_check_content`. The
+    preprocess stage reads with `check=False`: great-expectations checks the same rules there
+    and writes its report."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -316,7 +319,7 @@ def read_split(path: Path) -> Split:
         name[len(FACTOR_PREFIX):]: _numpy(table.column(name), path, name).astype(np.float64)
         for name in table.column_names if name.startswith(FACTOR_PREFIX)
     }
-    return Split(
+    split = Split(
         index=_numpy(table.column("index"), path, "index").astype(np.int64),
         x=x,
         label=_numpy(table.column("label"), path, "label").astype(np.int64),
@@ -328,6 +331,36 @@ def read_split(path: Path) -> Split:
         n_classes=n_classes,
         split=str(meta["split"]),
     )
+    if check:
+        _check_content(split, path)
+    return split
+
+
+def _check_content(split: Split, path: Path) -> None:
+    """The rules every reader relies on, checked where the rows are read so a damaged file is
+    named before any training instead of surfacing as a diverging model or a silent label:
+    finite vectors and factors, labels in 0..n_classes-1 (or -1, unlabelled), one row per index."""
+    def fail(rule: str, bad: np.ndarray, show: np.ndarray) -> None:
+        first = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{path} breaks the rule '{rule}': {int(bad.sum())} of {len(bad)} rows do (the first is "
+                        f"row {first}, value {show[first]}): {_rerun(path)}")
+
+    if not split.is_image and len(split):
+        finite = np.isfinite(split.x.reshape(len(split), -1)).all(axis=1)
+        if not finite.all():
+            fail("column 'x' holds finite numbers", ~finite, split.x.reshape(len(split), -1).min(axis=1))
+    for name, values in split.factors.items():
+        if not np.isfinite(values).all():
+            fail(f"factor '{name}' holds finite numbers", ~np.isfinite(values), values)
+    if split.n_classes > 0:
+        outside = (split.label < -1) | (split.label >= split.n_classes)
+        if outside.any():
+            fail(f"labels lie in 0..{split.n_classes - 1} or are -1 (unlabelled)", outside, split.label)
+    _, first_seen, counts = np.unique(split.index, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        repeated = np.zeros(len(split), bool)
+        repeated[first_seen[counts > 1]] = True
+        fail("column 'index' names each raw row once", repeated, split.index)
 
 
 def read_splits(folder: Path) -> dict[str, Split]:

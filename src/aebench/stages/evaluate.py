@@ -16,7 +16,8 @@ from aebench.errors import UserError
 from aebench.evaluation.context import OodSet
 from aebench.evaluation.evaluator import evaluate as run_evaluation
 from aebench.models import load_checkpoint
-from aebench.plan import check_names, params_for_stage, resolve_model, train_stage
+from aebench.plan import (EVALUATE_PARAMS, check_names, check_params_unchanged, param_values, params_for_stage,
+                          resolve_model, train_stage)
 from aebench.stages import stage_main
 from aebench.training import memory_format, resolve_device, split_tensors
 
@@ -28,6 +29,7 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
     root = root or paths.repo_root()
     params = params_for_stage(root)
     check_names(params, dataset, model_name, seed)
+    params_at_start = param_values(root, EVALUATE_PARAMS)
     stage = train_stage(f"{dataset}-{model_name}", seed)
     _, _, train_cfg = resolve_model(params, model_name, root / "params.yaml", run=f"{dataset}-{model_name}", seed=seed)
     mdir = paths.model_dir(dataset, model_name, seed, root)
@@ -61,6 +63,11 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
                              cluster_paper_restarts=ev.cluster_paper_restarts,
                              precision=precision, precision_key=precision_key, gw_reference=ev.gw_reference,
                              gw_points=ev.gw_points)
+    try:
+        check_params_unchanged(root, params_at_start, f"evaluate-{dataset}-{model_name}@{seed}")
+    except UserError:
+        (out / "metrics.json").unlink(missing_ok=True)  # made with the old values: DVC reruns the stage
+        raise
     client = tracking.client(root)
     tracking.RunLogger(client, run_info["run_id"])(metrics, 0)
     client.log_artifacts(run_info["run_id"], str(out / "plots"), "plots")

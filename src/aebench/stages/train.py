@@ -24,7 +24,8 @@ from aebench.errors import UserError
 from aebench.io import atomic_path, write_json_atomic
 from aebench.models import build_model, checkpoint_payload
 from aebench.models.base import DataInfo
-from aebench.plan import check_names, params_for_stage, resolve_model
+from aebench.plan import (check_names, check_params_unchanged, param_values, params_for_stage, resolve_model,
+                          train_params, train_stage)
 from aebench.stages import stage_main
 from aebench.training import discard_resume, load_resume, resolve_device, run_fingerprint, split_tensors
 from aebench.training import train as run_training
@@ -37,6 +38,8 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
     root = root or paths.repo_root()
     params = params_for_stage(root)
     check_names(params, dataset, model_name, seed)
+    stage = train_stage(f"{dataset}-{model_name}", seed)
+    params_at_start = param_values(root, train_params(params, f"{dataset}-{model_name}"))
     model_type, config, train_cfg = resolve_model(params, model_name, root / "params.yaml",
                                                   run=f"{dataset}-{model_name}", seed=seed)
     processed = paths.processed_dir(dataset, root)
@@ -80,6 +83,7 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
         result = run_training(model, split_tensors(train_split, device), split_tensors(val_split, device), train_cfg,
                               resume_path=resume_path, fingerprint=fingerprint, resume_meta={"run_id": run_id},
                               log_fn=step_logger)
+        check_params_unchanged(root, params_at_start, stage)  # before anything claims these params
     except BaseException:
         step_logger.flush()
         tracking.finish_run(client, run_id, "FAILED")
