@@ -92,6 +92,11 @@ def test_sigkill_mid_training_resumes_to_the_same_metrics(tmp_path):
     for key in ("recon_mse", "psnr", "knn_acc", "linear_acc", "cluster_acc", "nmi"):
         assert metrics_killed[key] == metrics_ref[key], key
     assert not resume.exists()  # discarded after success
+    import mlflow  # the resumed run re-logged what the kill lost from the logging queue
+
+    history = mlflow.MlflowClient(env_for(killed)["MLFLOW_TRACKING_URI"]).get_metric_history(
+        run_killed["run_id"], "val_loss")
+    assert len({m.step for m in history}) == run_killed["epochs"]
 
 
 def test_two_trainings_share_one_store(tmp_path):

@@ -67,8 +67,16 @@ def _sample(args) -> None:
         if not versions:
             raise UserError(f"no registered model `{name}`: train it first (`dvc repro train-{args.dataset}-{args.model}`)")
         version = max(int(v.version) for v in versions)
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
-    model, _ = load_checkpoint(next(local.rglob("checkpoint.pt")))
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
+        checkpoint = next(local.rglob("checkpoint.pt"))
+    except Exception as exc:  # noqa: BLE001 - a missing folder, a store that lost the files
+        source = mlflow_client.get_model_version(name, version).source
+        reason = " ".join(str(exc).split())[:160] or "no checkpoint.pt among them"
+        raise UserError(f"version {version} of `{name}` has lost its files ({reason}; they were at {source}): "
+                        f"retrain it (`dvc repro train-{args.dataset}-{args.model}` registers a new version), "
+                        f"or pick another with --alias") from None
+    model, _ = load_checkpoint(checkpoint)
     samples = model.sample(args.n, torch.Generator().manual_seed(args.seed))
     if samples is None:
         raise UserError(f"model `{args.model}` has no generative process to sample from; pick another model")

@@ -10,6 +10,7 @@ pickled, and the checkpoint inside loads with `torch.load(weights_only=True)`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -55,13 +57,74 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
                         f"MLFLOW_TRACKING_URI to use the local sqlite store") from None
 
 
+# The schemes MLflow's stores accept (a database dialect may name its driver: postgresql+psycopg2)
+STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "http", "https", "databricks")
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def check_store(uri: str) -> None:
+    """Fail before any work, naming the store and the fix, when the tracking URI cannot be used:
+    an unknown scheme, an http(s) server that does not answer, a SQLite file that is read-only,
+    in a read-only folder, or locked by another writer."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if "://" in uri and scheme not in STORE_SCHEMES:
+        raise UserError(f"the MLflow tracking URI `{uri}` (MLFLOW_TRACKING_URI) has an unknown scheme `{scheme}`: "
+                        f"use sqlite:///<path>, http(s)://<server> or another of {', '.join(STORE_SCHEMES)}, or unset "
+                        f"MLFLOW_TRACKING_URI for the project's own sqlite store")
+    check_reachable(uri)
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(f"the folder of the MLflow store {path} does not exist: create it, or fix MLFLOW_TRACKING_URI")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"the folder of the MLflow store {path} is not writable (SQLite writes its journal beside "
+                        f"the file): `chmod u+w {folder}`, or point MLFLOW_TRACKING_URI elsewhere")
+    if not path.exists():
+        return
+    if not os.access(path, os.W_OK):
+        raise UserError(f"the MLflow store {path} is read-only: `chmod u+w {path}`, or point MLFLOW_TRACKING_URI "
+                        f"elsewhere")
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
+            db.execute("BEGIN IMMEDIATE")  # takes the write lock, as every run's logging will
+            db.execute("ROLLBACK")
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc):
+            raise UserError(f"the MLflow store {path} is locked by another writer (held for more than 10 s): "
+                            f"wait for it or stop it, then rerun") from None
+        raise UserError(f"the MLflow store {path} cannot be written ({exc}): restore it from a backup or move "
+                        f"it aside (a new store starts empty), then rerun") from None
+
+
+@contextlib.contextmanager
+def store_errors(uri: str, doing: str) -> Iterator[None]:
+    """Turn a failure of the MLflow store while `doing` into one line naming the store."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:  # MlflowException, SQLAlchemy's errors, OSError of the artifact store
+        path = sqlite_path(uri)
+        gone = path is not None and not path.exists()
+        reason = "it was deleted" if gone else " ".join(str(exc).split())[:240]
+        raise UserError(f"the MLflow store {uri} failed while {doing} ({reason}): restore it (or unset "
+                        f"MLFLOW_TRACKING_URI), then rerun the stage") from exc
+
+
 def client(root: Path | None = None):
-    """An MlflowClient on the project's store (checked for reachability first)."""
+    """An MlflowClient on the project's store (checked first: `check_store`)."""
     import mlflow
     from mlflow import MlflowClient
 
     uri = tracking_uri(root)
-    check_reachable(uri)
+    check_store(uri)
     mlflow.set_tracking_uri(uri)
     if not uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -69,7 +132,7 @@ def client(root: Path | None = None):
     # once (parallel trainings) race in the schema migration, so serialise it.
     from filelock import FileLock
 
-    with FileLock(uri[len("sqlite:///"):] + ".lock", timeout=120):
+    with FileLock(uri[len("sqlite:///"):] + ".lock", timeout=120), store_errors(uri, "opening it"):
         mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         mlflow_client.search_experiments(max_results=1)
         mlflow_client.search_registered_models(max_results=1)
@@ -140,6 +203,12 @@ class RunLogger:
             self._submit()
 
     def _submit(self) -> None:
+        store = sqlite_path(self.client.tracking_uri)
+        if store is not None and not store.exists():
+            # SQLite would keep writing into the deleted file's open handle, losing every row
+            raise UserError(f"the MLflow store {store} was deleted while this stage ran: restore it (or move the "
+                            f"run's resume file aside to start afresh), then rerun; the training's progress is "
+                            f"kept in its resume file")
         rows, self._rows = self._rows, []
         self._last_submit = time.monotonic()
         for i in range(0, len(rows), self.MAX_ROWS):
@@ -176,6 +245,38 @@ def start_run(mlflow_client, dataset: str, model: str, seed: int, tags: dict[str
         mlflow_client.log_batch(run.info.run_id, params=items[i:i + 100])
     mlflow_client.set_tag(run.info.run_id, "mlflow.runName", run_name)
     return run.info.run_id
+
+
+def relog_history(mlflow_client, run_id: str, history: list[dict]) -> int:
+    """Log the per-epoch records of a resumed training that its MLflow run lacks (a kill loses
+    what was still in the background logging queue); returns the rows logged."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    rows = []
+    keys = {k for record in history for k in record if k not in ("epoch", "step")}
+    for key in sorted(keys):
+        stored = {m.step for m in mlflow_client.get_metric_history(run_id, key)}
+        rows += [Metric(key, float(r[key]), now, int(r["step"])) for r in history
+                 if key in r and "step" in r and int(r["step"]) not in stored and np.isfinite(r[key])]
+    for i in range(0, len(rows), RunLogger.MAX_ROWS):
+        mlflow_client.log_batch(run_id, metrics=rows[i:i + RunLogger.MAX_ROWS])
+    return len(rows)
+
+
+def drop_unrecorded_versions(mlflow_client, dataset: str, model: str, run_id: str) -> list[str]:
+    """Delete the registered versions of `run_id` that its stage never recorded: a stage killed
+    between registering and writing run.json leaves one, and its rerun (the same run, resumed)
+    registers again. Returns the versions deleted."""
+    name = registered_name(dataset, model)
+    try:
+        versions = mlflow_client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    except Exception:
+        return []
+    for version in versions:
+        mlflow_client.delete_model_version(name, version.version)
+        log.info("deleted %s version %s: registered by a killed attempt of this run", name, version.version)
+    return [v.version for v in versions]
 
 
 def register_encoder(run_id: str, dataset: str, model: str, checkpoint: Path, example: np.ndarray,
@@ -229,6 +330,17 @@ def tag_version(mlflow_client, name: str, version: str, metrics: dict[str, float
 
 def finish_run(mlflow_client, run_id: str, status: str = "FINISHED") -> None:
     mlflow_client.set_terminated(run_id, status=status)
+
+
+def abandon_run(mlflow_client, run_id: str, logger: RunLogger | None = None) -> None:
+    """Best effort after a failure: store what was logged and mark the run FAILED, so no run is
+    left RUNNING; a store that is itself the failure only adds a warning, never a second error."""
+    try:
+        if logger is not None:
+            logger.flush()
+        finish_run(mlflow_client, run_id, "FAILED")
+    except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+        log.warning("could not mark MLflow run %s FAILED: %s", run_id, " ".join(str(exc).split())[:200])
 
 
 def promote(dataset: str, model: str, metric: str, root: Path | None = None) -> str:

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from aebench import distributed
 from aebench.config import TrainConfig
-from aebench.errors import TrainingDiverged
+from aebench.errors import TrainingDiverged, UserError
 from aebench.io import atomic_path
 from aebench.batching import Batch, iterate_batches
 from aebench.models.base import AutoEncoderBase, adam
@@ -96,14 +96,22 @@ def joint_probe(model: AutoEncoderBase, data: Batch, cfg: TrainConfig,
     return probe, distributed.synchronise(optimizer) if parallel else optimizer
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, key: str = "train.device") -> torch.device:
+    """The device `name` names (`auto`: CUDA, then MPS, then the CPU); a device this machine
+    lacks is the user's error, raised before any work starts."""
+    mps = getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
+        return torch.device("mps" if mps else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        seen = f"{torch.cuda.device_count()} CUDA device(s)" if torch.cuda.is_available() else "no CUDA GPU"
+        raise UserError(f"`{key}` is {name} but torch {torch.__version__} sees {seen} here: set `{key}` to `auto` "
+                        f"(the GPU where there is one) or `cpu`")
+    if device.type == "mps" and not mps:
+        raise UserError(f"`{key}` is mps but this machine has no MPS device: set `{key}` to `auto` or `cpu`")
+    return device
 
 
 def memory_format(cfg: TrainConfig) -> torch.memory_format:
@@ -280,10 +288,10 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         if not math.isfinite(val):
             raise TrainingDiverged(f"validation loss became {val} at epoch {epoch + 1}; nothing was registered; "
                                    f"lower `train.lr` (now {cfg.lr})")
-        record = {"epoch": epoch + 1, "val_loss": val, "epoch_seconds": epoch_seconds,
+        record = {"epoch": epoch + 1, "step": step, "val_loss": val, "epoch_seconds": epoch_seconds,
                   **{f"train_{k}": v / max(n_batches, 1) for k, v in sums.items()}}
         history.append(record)
-        log_fn({k: v for k, v in record.items() if k != "epoch"}, step)
+        log_fn({k: v for k, v in record.items() if k not in ("epoch", "step")}, step)
         if val < best_val:
             best_val, bad_epochs = val, 0
             best_state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}

@@ -42,6 +42,7 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
     if payload.get("model_name") != model_name:
         raise UserError(f"{mdir / 'checkpoint.pt'} holds model `{payload.get('model_name')}`, not `{model_name}`: "
                         f"rerun `dvc repro {stage}`")
+    client = tracking.client(root)  # the store is checked before the evaluation's work
     processed = paths.processed_dir(dataset, root)
     out = paths.eval_dir(dataset, model_name, seed, root)
     ev = params.evaluate
@@ -68,10 +69,10 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
     except UserError:
         (out / "metrics.json").unlink(missing_ok=True)  # made with the old values: DVC reruns the stage
         raise
-    client = tracking.client(root)
-    tracking.RunLogger(client, run_info["run_id"])(metrics, 0)
-    client.log_artifacts(run_info["run_id"], str(out / "plots"), "plots")
-    tracking.tag_version(client, run_info["registered_name"], run_info["version"], metrics)
+    with tracking.store_errors(tracking.tracking_uri(root), f"logging the metrics of {run_info['run_id']}"):
+        tracking.RunLogger(client, run_info["run_id"])(metrics, 0)
+        client.log_artifacts(run_info["run_id"], str(out / "plots"), "plots")
+        tracking.tag_version(client, run_info["registered_name"], run_info["version"], metrics)
     return metrics
 
 

@@ -12,7 +12,10 @@ which draws each epoch's batches from the model (`model.batches`, default
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -68,14 +71,18 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
         finally:
             distributed.shutdown()
         return {}
-    client = tracking.client(root)
-    run_id = tracking.start_run(
-        client, dataset, model_name, seed,
-        tags={"model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash},
-        params=tracking.flatten("", {"model": config.model_dump(), "train": train_cfg.model_dump(),
-                                     "model_type": model_type, "dataset": dataset}),
-        run_id=(previous or {}).get("meta", {}).get("run_id"), root=root,
-    )
+    client = tracking.client(root)  # the store is checked before any training
+    uri = tracking.tracking_uri(root)
+    with tracking.store_errors(uri, "opening the run"):
+        run_id = tracking.start_run(
+            client, dataset, model_name, seed,
+            tags={"model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash},
+            params=tracking.flatten("", {"model": config.model_dump(), "train": train_cfg.model_dump(),
+                                         "model_type": model_type, "dataset": dataset}),
+            run_id=(previous or {}).get("meta", {}).get("run_id"), root=root,
+        )
+        if previous and previous["meta"].get("run_id") == run_id:  # resumed: what a kill kept from MLflow
+            tracking.relog_history(client, run_id, previous.get("history", []))
     log.info("training %s on %s (%s, %d params) on %s; MLflow run %s", model_name, dataset, model_type,
              sum(p.numel() for p in model.parameters()), device, run_id)
     step_logger = tracking.RunLogger(client, run_id, background=True)
@@ -84,44 +91,75 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
                               resume_path=resume_path, fingerprint=fingerprint, resume_meta={"run_id": run_id},
                               log_fn=step_logger)
         check_params_unchanged(root, params_at_start, stage)  # before anything claims these params
+        with tracking.store_errors(uri, "storing the run's metrics"):
+            step_logger.flush()
+        run_info = _save_and_register(root, dataset, model_name, seed, model, model_type, config, train_cfg, result,
+                                      client, run_id, fingerprint, dhash, device)
     except BaseException:
-        step_logger.flush()
-        tracking.finish_run(client, run_id, "FAILED")
+        tracking.abandon_run(client, run_id, step_logger)
         raise
     finally:
         distributed.shutdown()
-    step_logger.flush()
-    model.cpu()
-    out = paths.model_dir(dataset, model_name, seed, root)
-    checkpoint = out / "checkpoint.pt"
-    with atomic_path(checkpoint) as tmp:
-        torch.save(checkpoint_payload(model, model_name, history=result.history, fingerprint=fingerprint,
-                                      joint_probe=result.probe_state), tmp)
-    example = split_tensors(read_split(processed / "test.parquet"))["x"][:4]
-    with torch.no_grad():
-        codes = model.encode(example).numpy()
-    name, version = tracking.register_encoder(run_id, dataset, model_name, checkpoint, example.numpy(), codes)
-    tracking.describe(client, run_id, name, version, dataset, model_name, seed, model_type, config.model_dump(),
-                      (type(model).__doc__ or "").strip())
-    summary = {"best_val_loss": result.best_val_loss, "train_seconds": result.train_seconds,
-               "train_samples_per_s": result.samples_per_s, "epochs_run": result.epochs_run}
-    tracking.RunLogger(client, run_id)({k: float(v) for k, v in summary.items()}, result.epochs_run)
-    run_info = {
-        "run_id": run_id, "experiment": dataset, "registered_name": name, "version": version, "seed": seed,
-        "model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash,
-        "train_seconds": result.train_seconds, "samples_per_s": result.samples_per_s,
-        "epochs": result.epochs_run, "steps": result.steps, "samples_seen": result.samples_seen,
-        "batch_size": train_cfg.batch_size, "precision": result.precision, "best_val_loss": result.best_val_loss,
-        "stopped_early": result.stopped_early,
-        "resumed_from_epoch": result.resumed_from_epoch, "tracking_uri": tracking.tracking_uri(root),
-        "device": str(device), "n_parameters": int(sum(p.numel() for p in model.parameters())),
-        "latent_dim": int(np.asarray(codes).shape[1]),
-    }
-    write_json_atomic(out / "run.json", run_info)
-    tracking.finish_run(client, run_id)
     discard_resume(resume_path)
     log.info("%s-%s seed %d: %d epochs, %.0f samples/s, registered %s v%s", dataset, model_name, seed,
-             result.epochs_run, result.samples_per_s, name, version)
+             result.epochs_run, result.samples_per_s, run_info["registered_name"], run_info["version"])
+    return run_info
+
+
+def _save_and_register(root: Path, dataset: str, model_name: str, seed: int, model, model_type: str, config,
+                       train_cfg, result, client, run_id: str, fingerprint: str, dhash: str, device) -> dict:
+    """Checkpoint, register and record the trained model so that `models/`, run.json and the
+    registry agree after any failure: the checkpoint is written to a staging folder first and
+    registered from there; only then is the old run.json removed, the checkpoint moved in
+    and the new run.json written (a stage killed in between leaves no run.json, and DVC reruns
+    it). A version this run registered in a killed earlier attempt is deleted first."""
+    uri = tracking.tracking_uri(root)
+    out = paths.model_dir(dataset, model_name, seed, root)
+    staging = out / ".staging"  # on the output's own disk, so the final move is a rename
+    shutil.rmtree(staging, ignore_errors=True)
+    model.cpu()
+    staged = staging / "checkpoint.pt"  # the registry's artifact keeps this name
+    try:
+        with atomic_path(staged) as tmp:
+            torch.save(checkpoint_payload(model, model_name, history=result.history, fingerprint=fingerprint,
+                                          joint_probe=result.probe_state), tmp)
+        example = split_tensors(read_split(paths.processed_dir(dataset, root) / "test.parquet"))["x"][:4]
+        with torch.no_grad():
+            codes = model.encode(example).numpy()
+        with tracking.store_errors(uri, "registering the model"):
+            tracking.drop_unrecorded_versions(client, dataset, model_name, run_id)
+            name, version = tracking.register_encoder(run_id, dataset, model_name, staged, example.numpy(), codes)
+        try:
+            with tracking.store_errors(uri, f"describing version {version} of {name}"):
+                tracking.describe(client, run_id, name, version, dataset, model_name, seed, model_type,
+                                  config.model_dump(), (type(model).__doc__ or "").strip())
+                summary = {"best_val_loss": result.best_val_loss, "train_seconds": result.train_seconds,
+                           "train_samples_per_s": result.samples_per_s, "epochs_run": result.epochs_run}
+                tracking.RunLogger(client, run_id)({k: float(v) for k, v in summary.items()}, result.epochs_run)
+            run_info = {
+                "run_id": run_id, "experiment": dataset, "registered_name": name, "version": version, "seed": seed,
+                "model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash,
+                "train_seconds": result.train_seconds, "samples_per_s": result.samples_per_s,
+                "epochs": result.epochs_run, "steps": result.steps, "samples_seen": result.samples_seen,
+                "batch_size": train_cfg.batch_size, "precision": result.precision,
+                "best_val_loss": result.best_val_loss, "stopped_early": result.stopped_early,
+                "resumed_from_epoch": result.resumed_from_epoch, "tracking_uri": uri,
+                "device": str(device), "n_parameters": int(sum(p.numel() for p in model.parameters())),
+                "latent_dim": int(np.asarray(codes).shape[1]),
+            }
+            (out / "run.json").unlink(missing_ok=True)
+            out.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, out / "checkpoint.pt")
+            write_json_atomic(out / "run.json", run_info)
+            with tracking.store_errors(uri, "closing the run"):
+                tracking.finish_run(client, run_id)
+        except BaseException:
+            if not (out / "run.json").exists():  # a version no run.json names is taken back
+                with contextlib.suppress(Exception):
+                    tracking.drop_unrecorded_versions(client, dataset, model_name, run_id)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return run_info
 
 
