@@ -114,6 +114,7 @@ def run_stage(root: Path, env: dict, *args: str, mounts: tuple[str, ...] = ()) -
 def one_line(code: int, out: str, *needles: str) -> str:
     errors = [line for line in out.splitlines() if line.startswith("aebench: error:")]
     assert code == 2 and len(errors) == 1 and "Traceback" not in out, out[-3000:]
+    print(errors[0])  # shown with `pytest -rP`
     for needle in needles:
         assert needle in errors[0], errors[0]
     return errors[0]
