@@ -141,3 +141,30 @@ def test_params_yaml_lists_the_seeds_in_block_style():
     """`dvc exp run -S 'seeds=[0,1,2]'` rewrites the list in block style: the file has it so."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert isinstance(params["seeds"], list) and "seeds:" in (REPO / "params.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_editing_one_model_reruns_only_its_runs(tmp_path):
+    """Each run depends on its own model's code (`model_sources`), not the whole models folder:
+    a docstring edit in the DVAE's package reruns the DVAE's stages and the report only, and an
+    edit to a model no run uses reruns the report alone (it reads every model's declared
+    metrics, in seconds)."""
+    root, env = _git_dvc_workspace(tmp_path)
+    models = root / "src" / "aebench" / "models"
+    with (models / "ae.py").open("a") as fh:
+        fh.write("\n# a comment in a model no run trains\n")
+    assert _changed(root, env) == {"report"}
+    dvae = models / "dvae" / "model.py"
+    dvae.write_text(dvae.read_text().replace('"""', '"""Edited. ', 1))
+    assert _changed(root, env) == {"train-loop-dvae@3", "train-loop-dvae@4", "evaluate-loop-dvae@3",
+                                   "evaluate-loop-dvae@4", "report"}
+
+
+def test_a_runs_code_is_its_model_and_what_that_imports():
+    from aebench.plan import model_sources
+
+    vae, dvae = model_sources("vae"), model_sources("dvae")
+    assert "src/aebench/models/vae.py" in vae and "src/aebench/models/dvae.py" not in vae
+    assert "src/aebench/models/dvae" in dvae and "src/aebench/data/embedding.py" in dvae
+    assert not any(p.endswith(("/errors.py", "/io.py", "/paths.py")) for p in vae + dvae)  # plumbing
+    assert "src/aebench/models/vae.py" not in dvae

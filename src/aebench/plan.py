@@ -18,6 +18,7 @@ on `data/diffmap/<dataset>`, computed by `diffmap@<dataset>` for those datasets 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 from pathlib import Path
 
@@ -29,24 +30,29 @@ from aebench.errors import UserError, cli_entry
 from aebench.models import config_class, known_types, model_class
 from aebench.paths import repo_root
 
+SRC = Path(__file__).resolve().parent  # the aebench package
+
 DVC_FILE = "dvc.yaml"
 MARKER = "  # ---- below: written from params.yaml by `python -m aebench.plan`; do not edit ----\n"
 
-# What every train stage depends on besides its dataset: the code of the one training loop,
-# the models, the nets and the registration (src/aebench/models whole: a model's code spans a
-# varying number of files). The plumbing every stage passes through (aebench.stages, warm,
-# errors, io, paths) is no stage's dependency, so changing it reruns nothing.
+# What every train stage depends on besides its dataset and its model's own code
+# (`model_sources`): the code of the one training loop, the model registry, the nets and the
+# registration. The plumbing every stage passes through (aebench.stages, warm, errors, io,
+# paths) is no stage's dependency, so changing it reruns nothing.
 TRAIN_DEPS = ["stages/train.py", "src/aebench/stages/train.py", "src/aebench/config.py", "src/aebench/plan.py",
               "src/aebench/training.py", "src/aebench/batching.py", "src/aebench/precision.py",
-              "src/aebench/distributed.py", "src/aebench/nets.py", "src/aebench/models", "src/aebench/tracking.py",
-              "src/aebench/serving.py", "src/aebench/data/parquet.py"]
+              "src/aebench/distributed.py", "src/aebench/nets.py", "src/aebench/models/__init__.py",
+              "src/aebench/models/base.py", "src/aebench/tracking.py", "src/aebench/serving.py",
+              "src/aebench/data/parquet.py"]
+PLUMBING = {"aebench", "aebench.errors", "aebench.io", "aebench.paths"}
 # Evaluation depends on every processed dataset: a dataset's OoD companion
 # (evaluate.ood_companion) is another dataset's test split; the interpolation metric renders lines.
 EVALUATE_DEPS = ["stages/evaluate.py", "src/aebench/stages/evaluate.py", "src/aebench/config.py",
                  "src/aebench/plan.py", "src/aebench/evaluation", "src/aebench/figures.py", "src/aebench/metrics",
                  "src/aebench/training.py", "src/aebench/batching.py", "src/aebench/precision.py",
                  "src/aebench/nets.py", "src/aebench/tracking.py", "src/aebench/data/parquet.py",
-                 "src/aebench/data/datasets/lines.py", "src/aebench/models", "data/processed"]
+                 "src/aebench/data/datasets/lines.py", "src/aebench/models/__init__.py", "src/aebench/models/base.py",
+                 "data/processed"]
 DIFFMAP_DEPS = ["stages/diffmap.py", "src/aebench/stages/diffmap.py", "src/aebench/figures.py",
                 "src/aebench/diffmap.py", "src/aebench/data/parquet.py", "src/aebench/data/embedding.py"]
 
@@ -133,6 +139,60 @@ def _differences(old, new, suffix: str = ""):
         yield suffix, old, new
 
 
+def _module_file(module: str) -> Path | None:
+    base = SRC.parent.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """The aebench modules `path` (module `module`) imports, at module level or in functions."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            names = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        found |= {name for name in names if name.split(".")[0] == "aebench" and _module_file(name)}
+    return found
+
+
+def model_sources(model_type: str) -> list[str]:
+    """The repository paths of the code a model type runs: its own file (or its subpackage's
+    folder) and every aebench module it imports, transitively. Its train and evaluate stages
+    depend on these instead of the whole models folder, so editing one model (a docstring
+    included) reruns only the runs of the models that use that code."""
+    start = model_class(model_type).__module__
+    seen, todo = set(), [start]
+    while todo:
+        module = todo.pop()
+        if module in seen or module in PLUMBING:
+            continue
+        seen.add(module)
+        todo += _imports(_module_file(module), module)
+    paths = set()
+    for module in seen:
+        path = _module_file(module)
+        parts = module.split(".")
+        if len(parts) > 3 and parts[1] == "models":  # a model's subpackage is its own: the folder
+            path = SRC.joinpath(*parts[1:3])
+        paths.add(path.relative_to(SRC.parent.parent).as_posix())
+    return sorted(paths)
+
+
+def _with(common: list[str], extra: list[str]) -> list[str]:
+    """`common` and the paths of `extra` that no entry of `common` already covers."""
+    return common + [p for p in extra if not any(p == c or p.startswith(c + "/") for c in common)]
+
+
 def train_stage(run: str, seed: int) -> str:
     """The DVC stage that trains `run` with `seed` (for messages that say what to rerun)."""
     return f"train-{run}@{seed}"
@@ -157,13 +217,14 @@ def run_stages(params: Params) -> dict:
         args = f"--dataset {run.dataset} --model {run.model} --seed ${{item.seed}}"
         data = [f"data/processed/{run.dataset}"] + ([f"data/diffmap/{run.dataset}"] if key in on_diffmap else [])
         seed_dir = f"{run.dataset}/{run.model}/seed${{item.seed}}"
+        code = model_sources(model_type_of(params, run.model))
         stages[f"train-{key}"] = {
             "matrix": _seed_matrix(params, key), "cmd": f"python stages/train.py {args}",
-            "deps": TRAIN_DEPS + data, "params": train_params(params, key),
+            "deps": _with(TRAIN_DEPS, code) + data, "params": train_params(params, key),
             "outs": [f"models/{seed_dir}"]}
         stages[f"evaluate-{key}"] = {
             "matrix": _seed_matrix(params, key), "cmd": f"python stages/evaluate.py {args}",
-            "deps": EVALUATE_DEPS + [f"models/{seed_dir}"], "params": list(EVALUATE_PARAMS),
+            "deps": _with(EVALUATE_DEPS, code) + [f"models/{seed_dir}"], "params": list(EVALUATE_PARAMS),
             "outs": [{f"eval/{seed_dir}/plots": {"cache": False}}],
             "metrics": [{f"eval/{seed_dir}/metrics.json": {"cache": False}}]}
     return stages
