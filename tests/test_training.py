@@ -118,3 +118,53 @@ def test_iterate_batches_cover_and_shuffle():
     idx = torch.cat([b["index"] for b in shuffled])
     assert len(set(idx.tolist())) == 96 and not torch.equal(idx, torch.arange(96))
     assert len(list(iterate_batches(d, 32, torch.Generator().manual_seed(0), max_steps=2))) == 2
+
+
+def test_terms_read_at_the_logging_interval_train_the_same(tmp_path, monkeypatch):
+    """An accelerator reads the loss terms every `log_every` steps (faked here on the CPU):
+    the same weights and validation losses, train losses equal up to the order of the sums,
+    and a NaN still stops the run, naming the steps of the window it was read in."""
+    import aebench.training as training
+
+    reference = fresh()
+    expected = run(tmp_path, reference, name="ref.pt")
+    monkeypatch.setattr(training, "loss_read_interval", lambda device, log_every: log_every)
+    deferred = fresh()
+    result = run(tmp_path, deferred, name="deferred.pt")
+    assert [h["val_loss"] for h in result.history] == [h["val_loss"] for h in expected.history]
+    assert [h["train_loss"] for h in result.history] == pytest.approx([h["train_loss"] for h in expected.history])
+    assert all(torch.equal(p, q) for p, q in zip(reference.state_dict().values(), deferred.state_dict().values()))
+
+    model = fresh()
+    original = model.train_step
+
+    def poisoned(batch, optimizers, step):
+        out = original(batch, optimizers, step)
+        if step == 10:
+            out["loss"] = torch.tensor(math.nan)
+        return out
+
+    model.train_step = poisoned
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, steps 9-11"):
+        run(tmp_path, model, name="nan.pt")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_resume_on_a_gpu_matches_uninterrupted_run(tmp_path):
+    """The CUDA generator's state is checkpointed too (the VAE draws its noise on the GPU)."""
+    def on_gpu(n, seed):
+        return {k: v.cuda() for k, v in data(n, seed).items()}
+
+    def go(model, name, log_fn=None):
+        return train(model, on_gpu(256, 0), on_gpu(64, 1), CFG, resume_path=tmp_path / name, fingerprint="fp",
+                     log_fn=log_fn)
+
+    reference = fresh()
+    expected = go(reference, "ref.pt")
+    with pytest.raises(KeyboardInterrupt):
+        go(fresh(), "crash.pt", log_fn=crash_in_epoch_three)
+    resumed = fresh()
+    result = go(resumed, "crash.pt")
+    assert result.resumed_from_epoch == 2
+    assert [h["val_loss"] for h in result.history] == [h["val_loss"] for h in expected.history]
+    assert all(torch.equal(p, q) for p, q in zip(reference.state_dict().values(), resumed.state_dict().values()))

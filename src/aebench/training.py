@@ -114,6 +114,14 @@ def resolve_device(name: str, key: str = "train.device") -> torch.device:
     return device
 
 
+def loss_read_interval(device: torch.device, log_every: int) -> int:
+    """Steps between reads of the loss terms. Reading a loss makes the host wait for the
+    device: a CPU reads every step (it costs nothing there, and a NaN stops the run at its
+    step); an accelerator sums the terms where it computes them and is read at the logging
+    interval and at the end of each epoch, so its queue of kernels never drains mid-epoch."""
+    return 1 if device.type == "cpu" else log_every
+
+
 def memory_format(cfg: TrainConfig) -> torch.memory_format:
     """The layout for conv weights (activations follow them). NHWC is oneDNN's native conv
     layout: 1.12x (MNIST nets) to 1.47x (ACAI's 32x32 nets) the training throughput on 2 CPU
@@ -232,6 +240,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
             opt.load_state_dict(opt_state)
         shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         start_epoch, step, history = state["epoch"], state["step"], list(state["history"])
         best_val, best_state, bad_epochs = state["best_val"], state["best_state"], state["bad_epochs"]
         elapsed_train, samples_seen = state["elapsed_train"], state["samples_seen"]
@@ -246,6 +256,22 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
     steps_per_epoch = max(1, len(train_data["x"]) // cfg.batch_size)
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    read_every = loss_read_interval(device, cfg.log_every)
+
+    def read(terms: dict, first: int, last: int, epoch: int) -> None:
+        """Add the terms of steps `first`..`last` to the epoch's sums and the logging window;
+        stop on a NaN."""
+        values = {k: float(v) for k, v in terms.items()}
+        if not math.isfinite(values["loss"]):
+            where = f"step {first}" if first == last else f"steps {first}-{last}"
+            raise TrainingDiverged(
+                f"loss became {values['loss']} at epoch {epoch + 1}, {where}; nothing was registered and the "
+                f"last checkpointed state, if any, is kept in {resume_path}; lower `train.lr` (now {cfg.lr}) "
+                f"or check the data")
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+            window[k] = window.get(k, 0.0) + v
+
     stopped_early = False
     wall_start = last_checkpoint = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.epochs), desc="epochs", initial=start_epoch, total=cfg.epochs,
@@ -258,6 +284,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
             model.on_epoch_start(epoch, train_data["x"])
         sums: dict[str, float] = {}
         window: dict[str, float] = {}
+        unread: dict = {}  # the terms since they were last read from the device
+        unread_from = step
         n_batches = 0
         t0 = time.perf_counter()
         for batch in model.batches(train_data, cfg.batch_size, shuffle, steps_per_epoch):
@@ -267,21 +295,22 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
                 terms = model.train_step(batch, optimizers, step)
                 if probe is not None:
                     terms = {**terms, **probe.step(model, batch, probe_optimizer)}
-            values = {k: float(v) for k, v in terms.items()}
-            if not math.isfinite(values["loss"]):
-                raise TrainingDiverged(
-                    f"loss became {values['loss']} at epoch {epoch + 1}, step {step}; nothing was registered and the "
-                    f"last checkpointed state, if any, is kept in {resume_path}; lower `train.lr` (now {cfg.lr}) "
-                    f"or check the data")
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
-                window[k] = window.get(k, 0.0) + v
+            if read_every == 1:
+                read(terms, step, step, epoch)
+            else:  # summed where they were computed: no wait for the device
+                for k, v in terms.items():
+                    unread[k] = unread.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
             n_batches += 1
             samples_seen += len(batch["x"]) * (distributed.world_size() if parallel else 1)
             step += 1
+            if unread and step % read_every == 0:
+                read(unread, unread_from, step - 1, epoch)
+                unread, unread_from = {}, step
             if step % cfg.log_every == 0:
                 log_fn({f"step/{k}": v / cfg.log_every for k, v in window.items()}, step)
                 window = {}
+        if unread:
+            read(unread, unread_from, step - 1, epoch)
         epoch_seconds = time.perf_counter() - t0
         elapsed_train += epoch_seconds
         val = validation_loss(model, val_data, cfg.batch_size, cfg.seed, dtype)
@@ -311,6 +340,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
             "fingerprint": fingerprint, "meta": resume_meta or {}, "epoch": epoch + 1, "step": step,
             "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
             "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
+            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
             "best_val": best_val, "best_state": best_state, "bad_epochs": bad_epochs,
             "elapsed_train": elapsed_train, "samples_seen": samples_seen,
             **({"probe": probe.state_dict(), "probe_optimizer": probe_optimizer.state_dict(), "best_probe": best_probe}
