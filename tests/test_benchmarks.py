@@ -132,3 +132,19 @@ def test_update_results_stamps_each_key_with_machine_time_and_commit(bench, monk
     stamp = saved["stamps"]["some_seconds"]
     assert stamp["machine"] == "amd-epyc-2c-avx2" and stamp["commit"] and stamp["recorded"]
     assert saved["machines"]["amd-epyc-2c-avx2"]["label"] == machine.label(AVX2)
+
+
+def test_the_docs_throughput_tables_are_rendered_from_results_json(monkeypatch):
+    """docs/benchmarks.md carries no typed throughput figure: its block is what
+    `benchmarks/write_tables.py` renders from the committed results.json."""
+    monkeypatch.delenv("AEBENCH_BENCH_RESULTS", raising=False)
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    sys.modules.pop("common", None)
+    try:
+        tables = load("write_tables")
+        docs = tables.DOCS.read_text()
+        block = docs[docs.index(tables.BEGIN):docs.index(tables.END) + len(tables.END)]
+        assert block == "\n".join([tables.BEGIN, "", *tables.throughput_tables(tables.load_results()), tables.END]), \
+            "run `.venv/bin/python benchmarks/write_tables.py`"
+    finally:
+        sys.modules.pop("common", None)
