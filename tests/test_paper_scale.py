@@ -1,106 +1,107 @@
-"""benchmarks/paper_scale.py's bookkeeping, on fabricated runs: when a run is skipped for the
-deadline, and what the summaries, the claim rows and the bundle hold. Nothing trains here;
-the smoke run (`--smoke`) is the script's end-to-end check."""
+"""One path for every run: the stages under MLflow (as `dvc repro` calls them) and
+`benchmarks/paper_scale.py` with the plain-files tracker (as a machine without DVC or MLflow
+runs it) train and evaluate a tiny run to identical metrics, and both records say which code ran."""
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
-import sys
-import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
+
+from aebench.trackers import FileTracker, MlflowTracker, open_tracker
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def ps():
+def tiny_profile(path: Path) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params.update(datasets=["digits"], models=["ae"], seeds=[0],
+                  runs={"digits-ae": {"dataset": "digits", "model": "ae"}})
+    params["train"].update(epochs=2, max_steps_per_epoch=5, num_threads=1)
+    params["model"] = {"ae": {"latent_dim": 4}}
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def driver():
     spec = importlib.util.spec_from_file_location("paper_scale", REPO / "benchmarks" / "paper_scale.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_a_run_is_skipped_only_when_its_estimate_exceeds_the_time_left(ps):
-    assert ps.should_skip(1e9, None) is None  # no deadline
-    assert ps.should_skip(None, 10.0) is None  # no estimate: runs while time is left
-    assert ps.should_skip(100.0, 100.5) is None
-    assert "only 99 s were left" in ps.should_skip(100.0, 99.0)
-    assert "deadline had passed" in ps.should_skip(None, -3.0)
-    assert "deadline had passed" in ps.should_skip(1.0, 0.0)
+def measured(root: Path) -> dict:
+    metrics = json.loads((root / "eval" / "digits" / "ae" / "seed0" / "metrics.json").read_text())
+    return {k: v for k, v in metrics.items() if not k.endswith(("_seconds", "_per_s"))}  # timings differ
 
 
-def test_the_estimate_scales_the_calibrated_step_by_the_planned_steps(ps):
-    train = ps.TrainConfig(epochs=2, batch_size=64, max_steps_per_epoch=None)
-    assert ps.planned_steps(train, 54000) == 2 * 843
-    assert ps.planned_steps(ps.TrainConfig(epochs=3, max_steps_per_epoch=10), 54000) == 30
-    assert ps.estimate_seconds(None, 100) is None
-    estimate = ps.estimate_seconds({"sec_per_step": 0.02, "decode_seconds": 1.5}, 1000)
-    assert estimate == pytest.approx(0.02 * 1000 * ps.TRAIN_OVERHEAD + ps.EVAL_BASE_S + ps.EVAL_DECODES * 1.5)
+@pytest.mark.slow
+def test_stages_under_mlflow_and_the_driver_on_files_agree(tmp_path, monkeypatch):
+    from aebench.stages import download, evaluate, preprocess, train
+
+    profile = tiny_profile(tmp_path / "tiny.yaml")
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "params.yaml").write_text(profile.read_text())
+    download.run("digits", staged)
+    preprocess.run("digits", staged)
+    assert isinstance(open_tracker(staged), MlflowTracker)
+    by_stage = train.run("digits", "ae", 0, staged)
+    evaluate.run("digits", "ae", 0, staged)
+
+    monkeypatch.setenv("AEBENCH_TRACKER", "files")
+    assert driver().main([str(profile), "--out", str(tmp_path / "driven"), "--bundle", str(tmp_path)]) == 0
+    driven = tmp_path / "driven" / "tiny"
+    assert measured(driven) == measured(staged)
+    by_driver = json.loads((driven / "models" / "digits" / "ae" / "seed0" / "run.json").read_text())
+    assert by_driver["best_val_loss"] == by_stage["best_val_loss"]
+    assert by_driver["code_digest"] == by_stage["code_digest"] and len(by_stage["code_digest"]) == 16
+    assert by_driver["tracking_uri"].startswith("file://") and by_stage["tracking_uri"].startswith("sqlite:")
+
+    # the files record holds what MLflow does: the run, its metrics, the registered version
+    tracker = FileTracker(driven / "tracking")
+    run = json.loads((driven / "tracking" / "runs" / by_driver["run_id"] / "run.json").read_text())
+    assert run["status"] == "FINISHED" and run["tags"]["seed"] == "0" and run["params"]["model.latent_dim"] == "4"
+    keys = {m["key"] for m in tracker.metrics(by_driver["run_id"])}
+    assert {"val_loss", "best_val_loss", "recon_mse"} <= keys
+    version = json.loads((driven / "tracking" / "registry" / "digits-ae" / "1" / "version.json").read_text())
+    assert version["run_id"] == by_driver["run_id"] and version["tags"]["seed"] == "0"
+    assert (driven / "tracking" / "registry" / "digits-ae" / "1" / "checkpoint.pt").is_file()
+    assert (driven / "reports" / "summary.md").is_file()
+    import tarfile
+
+    with tarfile.open(tmp_path / "paper_scale.tgz") as tar:
+        names = tar.getnames()
+    assert "tiny/eval/digits/ae/seed0/metrics.json" in names and not any(n.endswith(".pt") for n in names)
 
 
-def _fabricate(run_dir: Path, metrics: dict, steps: int) -> None:
-    run_dir.mkdir(parents=True)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    (run_dir / "run.json").write_text(json.dumps({"steps": steps, "batch_size": 64, "samples_seen": steps * 64,
-                                                  "train_seconds": 12.5, "precision": "bf16", "sec_per_step": 0.01}))
+def test_a_files_run_resumes_and_relogs_only_what_it_lacks(tmp_path):
+    tracker = FileTracker(tmp_path)
+    run_id = tracker.start_run("d", "m", 0, tags={}, params={"a": "1"}, run_id=None)
+    tracker.logger(run_id)({"val_loss": 1.0}, 10)
+    assert tracker.start_run("d", "m", 0, tags={}, params={}, run_id=run_id) == run_id
+    history = [{"epoch": 1, "step": 10, "val_loss": 1.0}, {"epoch": 2, "step": 20, "val_loss": 0.5}]
+    assert tracker.relog_history(run_id, history) == 1
+    assert sorted((m["step"], m["value"]) for m in tracker.metrics(run_id)) == [(10, 1.0), (20, 0.5)]
+    tracker.abandon(run_id)
+    assert json.loads((tmp_path / "runs" / run_id / "run.json").read_text())["status"] == "FAILED"
 
 
-def test_summary_claims_and_bundle_from_fabricated_metrics(ps, tmp_path):
-    mirror = tmp_path / "mirror"
-    for name in ("mnist", "omniglot"):
-        (mirror / name).mkdir(parents=True)
-    out, bundle = tmp_path / "out", tmp_path / "bundle"
-    profile = ps.load_profile(REPO / "profiles" / "paper-scale-gwae.yaml", str(mirror), None, False, out)
-    assert profile.runs == ["mnist-gwae_gmp", "mnist-vae"] and profile.mirror == str(mirror.resolve())
-    _fabricate(profile.out / "mnist-gwae_gmp", {"ood_auroc": 0.91, "ood_auroc_flipped": 0.8, "neg_elbo": None}, 1686)
-    _fabricate(profile.out / "mnist-vae", {"ood_auroc": 0.95, "ood_auroc_neg_elbo": 0.99, "neg_elbo": 101.5}, 1686)
-    (profile.out / "mnist-vae-roc.png").write_bytes(b"png")
-    profile.status = {"mnist-gwae_gmp": {"status": "done"},
-                      "mnist-vae": {"status": "skipped", "reason": "estimated 90 s, but only 10 s were left"}}
-    args = argparse.Namespace(smoke=False, deadline_seconds=480.0)
-    env = {"torch": "2.11.0", "git_commit": None, "source_digest": "abc", "cpus": 16, "gpu": "NVIDIA H200"}
+def test_the_tracker_is_chosen_by_what_is_installed(tmp_path, monkeypatch):
+    monkeypatch.setenv("AEBENCH_TRACKER", "files")
+    assert isinstance(open_tracker(tmp_path), FileTracker)
+    monkeypatch.setenv("AEBENCH_TRACKER", "auto")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else True)
+    assert isinstance(open_tracker(tmp_path), FileTracker)  # no mlflow here
+    monkeypatch.setenv("AEBENCH_TRACKER", "wandb")
+    from aebench.errors import UserError
 
-    text = ps.write_summary(profile, ps.DataCache(tmp_path / "scratch", False), args, env, "2026-12-04T00:00:00")
-    summary = json.loads((profile.out / "summary.json").read_text())
-    assert summary["runs"]["mnist-vae"]["status"] == "skipped"
-    assert "| mnist-vae | skipped: estimated 90 s, but only 10 s were left | 1,686 |" in text
-    assert summary["key_metrics"] == ["neg_elbo", "ood_auroc", "ood_auroc_neg_elbo", "ood_auroc_flipped"]
-    assert "| - | 0.91 | - | 0.8 |" in text and "| 101.5 | 0.95 | 0.99 | - |" in text
-    rows = {r["claim"]: r for r in json.loads((profile.out / "claims.json").read_text())}
-    assert rows["gwae-gmp-ood"]["status"] == "inconclusive"  # 0.91 vs 0.95, but one seed a side
-    assert rows["gwae-gmp-ood"]["budget_note"] == "equal: 107,904 samples each"
-    assert rows["acn-pixelcnn"]["status"] == "not run"
-    assert [r["claim"] for r in summary["claims"]][0] == "gwae-gmp-ood"  # only this profile's claims
-    assert "| gwae-gmp-ood | mnist | inconclusive |" in text
-
-    ps.write_bundle([profile], out, bundle)
-    with tarfile.open(bundle / ps.TARBALL) as tar:
-        names = set(tar.getnames())
-    assert {"paper_scale/paper-scale-gwae/summary.md", "paper_scale/paper-scale-gwae/mnist-vae/run.json",
-            "paper_scale/paper-scale-gwae/mnist-vae-roc.png"} <= names
-    assert (bundle / "paper-scale-gwae.md").read_text() == text
-    assert sorted(p.name for p in bundle.iterdir()) == ["paper-scale-gwae.md", ps.TARBALL]
+    with pytest.raises(UserError, match="AEBENCH_TRACKER"):
+        open_tracker(tmp_path)
 
 
-def test_profile_errors_name_the_file_or_the_key(ps, tmp_path):
-    with pytest.raises(ps.UserError, match="no such profile file"):
-        ps.load_profile(tmp_path / "nope.yaml", None, None, False, tmp_path)
-    with pytest.raises(ps.UserError, match=r"--mirror .*is not a folder"):
-        ps.load_profile(REPO / "profiles" / "paper-scale-acn.yaml", str(tmp_path / "none"), None, False, tmp_path)
-    with pytest.raises(ps.UserError, match=r"mnist is not a folder"):
-        ps.load_profile(REPO / "profiles" / "paper-scale-acn.yaml", str(tmp_path), None, False, tmp_path)
-    (tmp_path / "mnist").mkdir()
-    with pytest.raises(ps.UserError, match="matches none of its runs"):
-        ps.load_profile(REPO / "profiles" / "paper-scale-acn.yaml", str(tmp_path), ["gwae"], False, tmp_path)
-    bad = tmp_path / "bad.yaml"
-    bad.write_text((REPO / "profiles" / "paper-scale-acn.yaml").read_text().replace("  epochs: 2", "  epoch: 2"))
-    with pytest.raises(ps.UserError, match="train.epoch"):
-        ps.load_profile(bad, str(tmp_path), None, False, tmp_path)
+def test_the_driver_stays_thin():
+    assert len((REPO / "benchmarks" / "paper_scale.py").read_text().splitlines()) < 150

@@ -42,7 +42,7 @@ MARKER = "  # ---- below: written from params.yaml by `python -m aebench.plan`; 
 TRAIN_DEPS = ["stages/train.py", "src/aebench/stages/train.py", "src/aebench/config.py", "src/aebench/plan.py",
               "src/aebench/training.py", "src/aebench/batching.py", "src/aebench/precision.py",
               "src/aebench/distributed.py", "src/aebench/nets.py", "src/aebench/models/__init__.py",
-              "src/aebench/models/base.py", "src/aebench/tracking.py", "src/aebench/serving.py",
+              "src/aebench/models/base.py", "src/aebench/tracking.py", "src/aebench/trackers.py", "src/aebench/serving.py",
               "src/aebench/data/parquet.py"]
 PLUMBING = {"aebench", "aebench.errors", "aebench.io", "aebench.paths"}
 # Evaluation depends on every processed dataset: a dataset's OoD companion
@@ -50,7 +50,7 @@ PLUMBING = {"aebench", "aebench.errors", "aebench.io", "aebench.paths"}
 EVALUATE_DEPS = ["stages/evaluate.py", "src/aebench/stages/evaluate.py", "src/aebench/config.py",
                  "src/aebench/plan.py", "src/aebench/evaluation", "src/aebench/figures.py", "src/aebench/metrics",
                  "src/aebench/training.py", "src/aebench/batching.py", "src/aebench/precision.py",
-                 "src/aebench/nets.py", "src/aebench/tracking.py", "src/aebench/data/parquet.py",
+                 "src/aebench/nets.py", "src/aebench/tracking.py", "src/aebench/trackers.py", "src/aebench/data/parquet.py",
                  "src/aebench/data/datasets/lines.py", "src/aebench/models/__init__.py", "src/aebench/models/base.py",
                  "data/processed"]
 DIFFMAP_DEPS = ["stages/diffmap.py", "src/aebench/stages/diffmap.py", "src/aebench/figures.py",

@@ -164,6 +164,18 @@ def git_commit(root: Path | None = None) -> str:
         return "unknown"
 
 
+def code_digest() -> str:
+    """sha256 of aebench's own source (every .py file under the package, by relative path): it
+    names the code that ran where git's metadata is missing or does not match the files."""
+    import hashlib
+
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def flatten(prefix: str, obj) -> dict[str, str]:
     """Nested dicts as MLflow params: {"train.lr": "0.001", ...}."""
     if isinstance(obj, dict):

@@ -307,7 +307,24 @@ def validate_or_raise(
     report_path: Path,
     balance_tolerance: float = 0.5,
 ) -> dict:
-    """Run `validate_splits`, write the summary to `report_path` atomically, raise UserError on failure."""
+    """Run `validate_splits`, write the summary to `report_path` atomically, raise UserError on failure.
+
+    Where great-expectations is not installed (a GPU lease with torch and the scientific stack
+    only) the splits get the row checks every reader applies (`aebench.data.parquet`: finite
+    values, labels in range, one row per index, the schema and shape), and the summary says so."""
+    import importlib.util
+
+    if importlib.util.find_spec("great_expectations") is None:
+        from aebench.data.parquet import check_content
+
+        for name, split in splits.items():
+            check_content(split, report_path.parent / f"{name}.parquet")
+        summary = {"success": True, "engine": "aebench row checks",
+                   "note": "great_expectations is not installed here: the splits passed the row checks of "
+                           "aebench.data.parquet (finite values, labels in range, one row per index, schema), "
+                           "not the class-balance and pixel-range expectations"}
+        write_json_atomic(report_path, summary)
+        return summary
     summary = validate_splits(splits, kind, shape, n_classes, balance_tolerance=balance_tolerance)
     write_json_atomic(report_path, summary)
     failed = first_failure(summary)

@@ -264,7 +264,7 @@ def _numpy(column, path: Path, name: str) -> np.ndarray:
 
 def read_split(path: Path, check: bool = True) -> Split:
     """Read one processed split file; UserError if it is missing, unreadable, has the wrong
-    schema or (with `check`) rows that break the content rules of `_check_content`. The
+    schema or (with `check`) rows that break the content rules of `check_content`. The
     preprocess stage reads with `check=False`: great-expectations checks the same rules there
     and writes its report."""
     import pyarrow as pa
@@ -332,11 +332,11 @@ def read_split(path: Path, check: bool = True) -> Split:
         split=str(meta["split"]),
     )
     if check:
-        _check_content(split, path)
+        check_content(split, path)
     return split
 
 
-def _check_content(split: Split, path: Path) -> None:
+def check_content(split: Split, path: Path) -> None:
     """The rules every reader relies on, checked where the rows are read so a damaged file is
     named before any training instead of surfacing as a diverging model or a silent label:
     finite vectors and factors, labels in 0..n_classes-1 (or -1, unlabelled), one row per index."""

@@ -10,7 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-from aebench import paths, tracking
+from aebench import paths
 from aebench.data.parquet import read_split
 from aebench.errors import UserError
 from aebench.evaluation.context import OodSet
@@ -19,13 +19,15 @@ from aebench.models import load_checkpoint
 from aebench.plan import (EVALUATE_PARAMS, check_names, check_params_unchanged, param_values, params_for_stage,
                           resolve_model, train_stage)
 from aebench.stages import stage_main
+from aebench.trackers import open_tracker
 from aebench.training import memory_format, resolve_device, split_tensors
 
 log = logging.getLogger(__name__)
 
 
-def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> dict:
-    """Evaluate one trained model; metrics to eval/<dataset>/<model>/seed<seed>/ and its MLflow run."""
+def run(dataset: str, model_name: str, seed: int, root: Path | None = None, tracker=None) -> dict:
+    """Evaluate one trained model; metrics to eval/<dataset>/<model>/seed<seed>/ and its run in
+    the tracker (MLflow unless `tracker` says otherwise: `aebench.trackers`)."""
     root = root or paths.repo_root()
     params = params_for_stage(root)
     check_names(params, dataset, model_name, seed)
@@ -42,7 +44,7 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
     if payload.get("model_name") != model_name:
         raise UserError(f"{mdir / 'checkpoint.pt'} holds model `{payload.get('model_name')}`, not `{model_name}`: "
                         f"rerun `dvc repro {stage}`")
-    client = tracking.client(root)  # the store is checked before the evaluation's work
+    tracker = tracker or open_tracker(root)  # the store is checked before the evaluation's work
     processed = paths.processed_dir(dataset, root)
     out = paths.eval_dir(dataset, model_name, seed, root)
     ev = params.evaluate
@@ -69,10 +71,9 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
     except UserError:
         (out / "metrics.json").unlink(missing_ok=True)  # made with the old values: DVC reruns the stage
         raise
-    with tracking.store_errors(tracking.tracking_uri(root), f"logging the metrics of {run_info['run_id']}"):
-        tracking.RunLogger(client, run_info["run_id"])(metrics, 0)
-        client.log_artifacts(run_info["run_id"], str(out / "plots"), "plots")
-        tracking.tag_version(client, run_info["registered_name"], run_info["version"], metrics)
+    with tracker.errors(f"logging the metrics of {run_info['run_id']}"):
+        tracker.log_evaluation(run_info["run_id"], run_info["registered_name"], run_info["version"], metrics,
+                               out / "plots")
     return metrics
 
 

@@ -30,14 +30,16 @@ from aebench.models.base import DataInfo
 from aebench.plan import (check_names, check_params_unchanged, param_values, params_for_stage, resolve_model,
                           train_params, train_stage)
 from aebench.stages import stage_main
+from aebench.trackers import open_tracker
 from aebench.training import discard_resume, load_resume, resolve_device, run_fingerprint, split_tensors
 from aebench.training import train as run_training
 
 log = logging.getLogger(__name__)
 
 
-def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> dict:
-    """Train one model with one seed, checkpoint it, register its encoder in MLflow, write run.json."""
+def run(dataset: str, model_name: str, seed: int, root: Path | None = None, tracker=None) -> dict:
+    """Train one model with one seed, checkpoint it, register it with the tracker (MLflow unless
+    `tracker` says otherwise: `aebench.trackers`), write run.json."""
     root = root or paths.repo_root()
     params = params_for_stage(root)
     check_names(params, dataset, model_name, seed)
@@ -71,32 +73,31 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
         finally:
             distributed.shutdown()
         return {}
-    client = tracking.client(root)  # the store is checked before any training
-    uri = tracking.tracking_uri(root)
-    with tracking.store_errors(uri, "opening the run"):
-        run_id = tracking.start_run(
-            client, dataset, model_name, seed,
+    tracker = tracker or open_tracker(root)  # the store is checked before any training
+    with tracker.errors("opening the run"):
+        run_id = tracker.start_run(
+            dataset, model_name, seed,
             tags={"model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash},
             params=tracking.flatten("", {"model": config.model_dump(), "train": train_cfg.model_dump(),
                                          "model_type": model_type, "dataset": dataset}),
-            run_id=(previous or {}).get("meta", {}).get("run_id"), root=root,
+            run_id=(previous or {}).get("meta", {}).get("run_id"),
         )
-        if previous and previous["meta"].get("run_id") == run_id:  # resumed: what a kill kept from MLflow
-            tracking.relog_history(client, run_id, previous.get("history", []))
-    log.info("training %s on %s (%s, %d params) on %s; MLflow run %s", model_name, dataset, model_type,
-             sum(p.numel() for p in model.parameters()), device, run_id)
-    step_logger = tracking.RunLogger(client, run_id, background=True)
+        if previous and previous["meta"].get("run_id") == run_id:  # resumed: what a kill kept from the store
+            tracker.relog_history(run_id, previous.get("history", []))
+    log.info("training %s on %s (%s, %d params) on %s; run %s in %s", model_name, dataset, model_type,
+             sum(p.numel() for p in model.parameters()), device, run_id, tracker.uri)
+    step_logger = tracker.logger(run_id, background=True)
     try:
         result = run_training(model, split_tensors(train_split, device), split_tensors(val_split, device), train_cfg,
                               resume_path=resume_path, fingerprint=fingerprint, resume_meta={"run_id": run_id},
                               log_fn=step_logger)
         check_params_unchanged(root, params_at_start, stage)  # before anything claims these params
-        with tracking.store_errors(uri, "storing the run's metrics"):
+        with tracker.errors("storing the run's metrics"):
             step_logger.flush()
         run_info = _save_and_register(root, dataset, model_name, seed, model, model_type, config, train_cfg, result,
-                                      client, run_id, fingerprint, dhash, device)
+                                      tracker, run_id, fingerprint, dhash, device)
     except BaseException:
-        tracking.abandon_run(client, run_id, step_logger)
+        tracker.abandon(run_id, step_logger)
         raise
     finally:
         distributed.shutdown()
@@ -107,13 +108,12 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None) -> d
 
 
 def _save_and_register(root: Path, dataset: str, model_name: str, seed: int, model, model_type: str, config,
-                       train_cfg, result, client, run_id: str, fingerprint: str, dhash: str, device) -> dict:
+                       train_cfg, result, tracker, run_id: str, fingerprint: str, dhash: str, device) -> dict:
     """Checkpoint, register and record the trained model so that `models/`, run.json and the
     registry agree after any failure: the checkpoint is written to a staging folder first and
     registered from there; only then is the old run.json removed, the checkpoint moved in
     and the new run.json written (a stage killed in between leaves no run.json, and DVC reruns
     it). A version this run registered in a killed earlier attempt is deleted first."""
-    uri = tracking.tracking_uri(root)
     out = paths.model_dir(dataset, model_name, seed, root)
     staging = out / ".staging"  # on the output's own disk, so the final move is a rename
     shutil.rmtree(staging, ignore_errors=True)
@@ -126,24 +126,25 @@ def _save_and_register(root: Path, dataset: str, model_name: str, seed: int, mod
         example = split_tensors(read_split(paths.processed_dir(dataset, root) / "test.parquet"))["x"][:4]
         with torch.no_grad():
             codes = model.encode(example).numpy()
-        with tracking.store_errors(uri, "registering the model"):
-            tracking.drop_unrecorded_versions(client, dataset, model_name, run_id)
-            name, version = tracking.register_encoder(run_id, dataset, model_name, staged, example.numpy(), codes)
+        with tracker.errors("registering the model"):
+            tracker.drop_unrecorded_versions(dataset, model_name, run_id)
+            name, version = tracker.register(run_id, dataset, model_name, staged, example.numpy(), codes)
         try:
-            with tracking.store_errors(uri, f"describing version {version} of {name}"):
-                tracking.describe(client, run_id, name, version, dataset, model_name, seed, model_type,
-                                  config.model_dump(), (type(model).__doc__ or "").strip())
+            with tracker.errors(f"describing version {version} of {name}"):
+                tracker.describe(run_id, name, version, dataset, model_name, seed, model_type, config.model_dump(),
+                                 (type(model).__doc__ or "").strip())
                 summary = {"best_val_loss": result.best_val_loss, "train_seconds": result.train_seconds,
                            "train_samples_per_s": result.samples_per_s, "epochs_run": result.epochs_run}
-                tracking.RunLogger(client, run_id)({k: float(v) for k, v in summary.items()}, result.epochs_run)
+                tracker.logger(run_id)({k: float(v) for k, v in summary.items()}, result.epochs_run)
             run_info = {
                 "run_id": run_id, "experiment": dataset, "registered_name": name, "version": version, "seed": seed,
-                "model_type": model_type, "git_commit": tracking.git_commit(root), "data_hash": dhash,
+                "model_type": model_type, "git_commit": tracking.git_commit(root),
+                "code_digest": tracking.code_digest(), "data_hash": dhash,
                 "train_seconds": result.train_seconds, "samples_per_s": result.samples_per_s,
                 "epochs": result.epochs_run, "steps": result.steps, "samples_seen": result.samples_seen,
                 "batch_size": train_cfg.batch_size, "precision": result.precision,
                 "best_val_loss": result.best_val_loss, "stopped_early": result.stopped_early,
-                "resumed_from_epoch": result.resumed_from_epoch, "tracking_uri": uri,
+                "resumed_from_epoch": result.resumed_from_epoch, "tracking_uri": tracker.uri,
                 "device": str(device), "n_parameters": int(sum(p.numel() for p in model.parameters())),
                 "latent_dim": int(np.asarray(codes).shape[1]),
             }
@@ -151,12 +152,12 @@ def _save_and_register(root: Path, dataset: str, model_name: str, seed: int, mod
             out.mkdir(parents=True, exist_ok=True)
             os.replace(staged, out / "checkpoint.pt")
             write_json_atomic(out / "run.json", run_info)
-            with tracking.store_errors(uri, "closing the run"):
-                tracking.finish_run(client, run_id)
+            with tracker.errors("closing the run"):
+                tracker.finish(run_id)
         except BaseException:
             if not (out / "run.json").exists():  # a version no run.json names is taken back
                 with contextlib.suppress(Exception):
-                    tracking.drop_unrecorded_versions(client, dataset, model_name, run_id)
+                    tracker.drop_unrecorded_versions(dataset, model_name, run_id)
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
