@@ -105,3 +105,19 @@ def test_the_tracker_is_chosen_by_what_is_installed(tmp_path, monkeypatch):
 
 def test_the_driver_stays_thin():
     assert len((REPO / "benchmarks" / "paper_scale.py").read_text().splitlines()) < 150
+
+
+@pytest.mark.parametrize("profile", ["paper-scale-acn", "paper-scale-gwae"])
+def test_smoke_params_cut_data_steps_and_chains_and_stay_valid(tmp_path, profile):
+    from aebench.plan import load_params
+
+    params = driver().workspace_params(REPO / "profiles" / f"{profile}.yaml", str(REPO.parent / "shared" / "data"),
+                                       smoke=True)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    checked = load_params(tmp_path / "params.yaml")
+    assert checked.data.options_for("mnist").n == 500 and checked.train.max_steps_per_epoch == 1
+    assert checked.evaluate.max_recon == 2 and Path(checked.data.mirror).is_absolute()
+    for key, run in checked.runs.items():
+        assert (run.train or {}).get("max_steps_per_epoch", 1) == 1, key
+    if "acn" in profile:
+        assert params["model"]["acn_pixelcnn"]["daydream_steps"] == 1
