@@ -14,11 +14,14 @@ export PYTHONUNBUFFERED := 1
 setup: $(STAMP)
 
 # Dependencies are pinned by requirements.lock (a constraints file: exact versions of
-# everything, generated from a working install with `make lock`).
+# everything, generated from a working install with `make lock`). uv installs the same pinned
+# set as pip in a fifth of the time (docs/benchmarks.md, set-up); pip remains the fallback.
+UV_VERSION := 0.13.9
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	($(BIN)/python -m pip install -q uv==$(UV_VERSION) \
+	  && $(BIN)/uv pip install -q --python $(BIN)/python -c requirements.lock -e '.[dev]') \
+	  || ($(BIN)/python -m pip install -q --upgrade pip && $(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]')
 	touch $(STAMP)
 
 # dvc.yaml's per-run stages follow params.yaml (`python -m aebench.plan`); the warm stage server (opt-in,
