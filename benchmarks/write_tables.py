@@ -112,6 +112,12 @@ def main() -> None:
            "only between figures of one run on one machine.", ""]
     if "train_throughput" in r:
         out += ["## Training throughput (samples/s; ratio > 1: aebench faster)", "", *throughput_tables(r)]
+    if "setup_seconds" in r:
+        s = r["setup_seconds"]
+        out += ["## Set-up", "", f"Machine: {provenance(r, 'setup_seconds')}.", "",
+                f"The pinned install into a fresh venv, no download cache: pip {s['pip']:.0f} s, uv {s['uv']:.0f} s "
+                f"({s['pip'] / s['uv']:.1f}x); {s['packages']} packages, "
+                + ("the same from both." if s["same_packages"] else f"differing: {', '.join(s['differences'])}."), ""]
     p = paper_profile_seconds()
     if p:
         out += ["## Paper profile", "", f"`make paper` (real MNIST + the papers' other data): {p['seconds']:.0f} s "
