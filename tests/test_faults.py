@@ -226,7 +226,8 @@ def test_a_full_artifact_disk_keeps_the_previous_model_and_version(ws):
     before = assert_in_step(root, env)
     artifacts = root / "mlartifacts"
     code, out = run_stage(root, env, *TRAIN, "0", mounts=(f"mount -t tmpfs -o size=16k tmpfs {artifacts}",))
-    one_line(code, out, "failed while registering the model", "No space left")
+    one_line(code, out, "no space left on the device while registering the model", "mlartifacts",
+             "nothing was registered")
     now = assert_in_step(root, env)
     assert now["seeds"] == before["seeds"] and now["versions"] == before["versions"]
     assert [s for r, s in now["runs"].items() if r not in before["runs"]] == ["FAILED"]

@@ -11,6 +11,7 @@ pickled, and the checkpoint inside loads with `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -112,8 +113,13 @@ def store_errors(uri: str, doing: str) -> Iterator[None]:
         raise
     except Exception as exc:  # MlflowException, SQLAlchemy's errors, OSError of the artifact store
         path = sqlite_path(uri)
-        gone = path is not None and not path.exists()
-        reason = "it was deleted" if gone else " ".join(str(exc).split())[:240]
+        reason = " ".join(str(exc).split())[:240]
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            where = exc.filename2 or exc.filename or "the store's artifacts"
+            raise UserError(f"no space left on the device while {doing} (writing {where}): free some space there, "
+                            f"then rerun the stage; nothing was registered") from exc
+        if path is not None and not path.exists():
+            reason = "it was deleted"
         raise UserError(f"the MLflow store {uri} failed while {doing} ({reason}): restore it (or unset "
                         f"MLFLOW_TRACKING_URI), then rerun the stage") from exc
 
