@@ -15,7 +15,8 @@ setup: $(STAMP)
 
 # Dependencies are pinned by requirements.lock (a constraints file: exact versions of
 # everything, generated from a working install with `make lock`). uv installs the same pinned
-# set as pip in a fifth of the time (docs/benchmarks.md, set-up); pip remains the fallback.
+# set as pip, faster (benchmarks/setup_bench.py, results in benchmarks/results.md); pip remains
+# the fallback.
 UV_VERSION := 0.13.9
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
