@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -72,6 +73,8 @@ def _sample(args) -> None:
         checkpoint = next(local.rglob("checkpoint.pt"))
     except Exception as exc:  # noqa: BLE001 - a missing folder, a store that lost the files
         source = mlflow_client.get_model_version(name, version).source
+        with contextlib.suppress(Exception):  # MLflow 3: the logged model behind the version knows its folder
+            source = mlflow_client.get_logged_model(source.rpartition("/")[2]).artifact_location
         reason = " ".join(str(exc).split())[:160] or "no checkpoint.pt among them"
         raise UserError(f"version {version} of `{name}` has lost its files ({reason}; they were at {source}): "
                         f"retrain it (`dvc repro train-{args.dataset}-{args.model}` registers a new version), "
