@@ -185,9 +185,8 @@ class FileTracker:
 
     def describe(self, run_id: str, name: str, version: str, dataset: str, model: str, seed: int, model_type: str,
                  config: dict, doc: str) -> None:
-        summary = doc.split("\n\n")[0].replace("\n", " ") if doc else model_type
-        self._update_version(name, version, description=f"{model} ({model_type}) on {dataset}, training seed "
-                                                        f"{seed}. {summary}", tags={"seed": str(seed)})
+        self._update_version(name, version, description=tracking.description(dataset, model, seed, model_type,
+                                                                             config, doc), tags={"seed": str(seed)})
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         write_json_atomic(self._run(run_id) / "run.json", {**self._meta(run_id), "status": status})

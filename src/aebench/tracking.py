@@ -326,13 +326,18 @@ def register_encoder(run_id: str, dataset: str, model: str, checkpoint: Path, ex
     return name, version
 
 
-def describe(mlflow_client, run_id: str, name: str, version: str, dataset: str, model: str, seed: int,
-             model_type: str, config: dict, doc: str) -> None:
-    """A short description on the run and on the registered version: what the model is
-    (its docstring's first paragraph names the paper), the dataset and its params."""
+def description(dataset: str, model: str, seed: int, model_type: str, config: dict, doc: str) -> str:
+    """What the model is (its docstring's first paragraph names the paper), the dataset, the
+    training seed and its params."""
     summary = doc.split("\n\n")[0].replace("\n", " ") if doc else model_type
     params = ", ".join(f"{k}={v}" for k, v in config.items() if not isinstance(v, dict))
-    text = f"{model} ({model_type}) on {dataset}, training seed {seed}. {summary} Params: {params}."
+    return f"{model} ({model_type}) on {dataset}, training seed {seed}. {summary} Params: {params}."
+
+
+def describe(mlflow_client, run_id: str, name: str, version: str, dataset: str, model: str, seed: int,
+             model_type: str, config: dict, doc: str) -> None:
+    """A short description on the run and on the registered version (`description`)."""
+    text = description(dataset, model, seed, model_type, config, doc)
     mlflow_client.set_tag(run_id, "mlflow.note.content", text)
     mlflow_client.update_model_version(name, version, description=text)
     mlflow_client.set_model_version_tag(name, version, "seed", str(seed))
