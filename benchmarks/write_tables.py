@@ -5,14 +5,29 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, RESULTS, load_results  # noqa: E402
 
 PROVENANCE = REPO / "results" / "paper" / "provenance.json"
-DOCS = REPO / "docs" / "benchmarks.md"  # its throughput tables are rendered here too, between these lines
-BEGIN, END = "<!-- train-throughput: rendered by benchmarks/write_tables.py -->", "<!-- train-throughput: end -->"
+DOCS = REPO / "docs" / "benchmarks.md"  # some tables are rendered there too, between marker lines
+FULL = REPO / "profiles" / "paper-full.yaml"
+PAPER_SCALE = REPO / "results" / "paper-scale"
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}: rendered by benchmarks/write_tables.py -->", f"<!-- {name}: end -->"
+
+
+def write_block(name: str, lines: list[str]) -> None:
+    """Replace the lines between docs/benchmarks.md's markers of `name` with `lines`."""
+    begin, end = markers(name)
+    docs = DOCS.read_text() if DOCS.exists() else ""
+    if lines and begin in docs and end in docs:
+        block = "\n".join([begin, "", *lines, end])
+        DOCS.write_text(docs[:docs.index(begin)] + block + docs[docs.index(end) + len(end):])
 
 
 def paper_profile_seconds() -> dict | None:
@@ -106,6 +121,65 @@ def table(header: list[str], rows: list[list]) -> list[str]:
             *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows), ""]
 
 
+def gpu_step_seconds() -> dict[str, tuple[float, str]]:
+    """Run key -> (s/step, device) from `results/paper-scale/`, for the paper-full runs whose model,
+    config and batch are the same as the paper-scale run's (a GPU measurement of that very step)."""
+    import yaml
+
+    from aebench.plan import load_params, resolve_model
+
+    full = load_params(FULL)
+    found = {}
+    for run_json in sorted(PAPER_SCALE.glob("*/*/run.json")):
+        info = json.loads(run_json.read_text())
+        profile = run_json.parent.parent / "profile.yaml"
+        key = run_json.parent.name
+        if key not in full.runs or not profile.is_file():
+            continue
+        raw = yaml.safe_load(profile.read_text())
+        raw.setdefault("seeds", [raw.get("train", {}).pop("seed", 0)])  # recorded before seeds were a list
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "params.yaml").write_text(yaml.safe_dump(raw))
+            theirs = load_params(Path(tmp) / "params.yaml")
+            other = resolve_model(theirs, theirs.runs[key].model, Path(tmp) / "params.yaml", run=key)
+        data = raw.get("data", {}).get("options", {})
+        ours = yaml.safe_load(FULL.read_text()).get("data", {}).get("options", {})
+        same_data = data.get(full.runs[key].dataset) == ours.get(full.runs[key].dataset)
+        mine = resolve_model(full, full.runs[key].model, FULL, run=key)
+        if same_data and mine[0] == other[0] and mine[1] == other[1] and mine[2].batch_size == other[2].batch_size:
+            found[key] = (info["sec_per_step"], info.get("device_name", info.get("device", "?")))
+    return found
+
+
+def full_budget_tables(r: dict) -> list[str]:
+    """Per machine: each run's measured s/step, its planned steps and the hours over its seeds;
+    beside it a GPU's s/step for the same step where `results/paper-scale/` measured one."""
+    out = []
+    gpu = gpu_step_seconds()
+    for machine_key, runs in r.get("full_budget", {}).items():
+        label = r.get("machines", {}).get(machine_key, {}).get("label", machine_key)
+        rows, total, gpu_total = [], 0.0, 0.0
+        for key, v in runs.items():
+            steps = v["steps_per_epoch"] * v["epochs"]
+            hours = v["sec_per_step"] * steps * v["seeds"] / 3600
+            total += hours
+            g = gpu.get(key)
+            gpu_hours = g[0] * steps * v["seeds"] / 3600 if g else None
+            gpu_total += gpu_hours or 0.0
+            rows.append([key, v["seeds"], f"{steps:,}" + (" (cap)" if v["patience"] < v["epochs"] else ""),
+                         v["sec_per_step"], hours, f"{g[0]:.3g} ({g[1]})" if g else None, gpu_hours])
+        recorded = sorted({v["recorded"] for v in runs.values()})
+        out += [f"### {label}", "", f"Recorded {recorded[0]} to {recorded[-1]}, commit "
+                + ", ".join(sorted({f"`{v['commit']}`" for v in runs.values()})) + ".", ""]
+        out += table(["run", "seeds", "steps per seed", "s/step here", "hours here", "GPU s/step (paper-scale)",
+                      "GPU hours"], rows)
+        out += [f"- all runs here: {total:,.0f} hours; on the GPU, the runs it measured: {gpu_total:,.1f} hours", ""]
+    return out
+
+
+BLOCKS = {"train-throughput": throughput_tables, "full-budget": full_budget_tables}
+
+
 def main() -> None:
     r = load_results()
     out = ["# aebench benchmarks", "", "Every section names the machine its figures come from; ratios are taken "
@@ -160,11 +234,10 @@ def main() -> None:
                     f"before, {c['after']} s after.", ""]
         first = next(iter(r["eval_suite_seconds"].values()))
         out += table(["model", *first], [[m, *t.values()] for m, t in r["eval_suite_seconds"].items()])
-    if "train_throughput" in r and DOCS.exists():
-        docs = DOCS.read_text()
-        if BEGIN in docs and END in docs:
-            block = "\n".join([BEGIN, "", *throughput_tables(r), END])
-            DOCS.write_text(docs[:docs.index(BEGIN)] + block + docs[docs.index(END) + len(END):])
+    if "full_budget" in r:
+        out += ["## The full budgets (profiles/paper-full.yaml)", "", *full_budget_tables(r)]
+    for name, render in BLOCKS.items():
+        write_block(name, render(r))
     path = RESULTS.with_suffix(".md")
     path.write_text("\n".join(out))
     print(path.read_text())

@@ -137,17 +137,19 @@ def test_update_results_stamps_each_key_with_machine_time_and_commit(bench, monk
     assert saved["machines"]["amd-epyc-2c-avx2"]["label"] == machine.label(AVX2)
 
 
-def test_the_docs_throughput_tables_are_rendered_from_results_json(monkeypatch):
-    """docs/benchmarks.md carries no typed throughput figure: its block is what
+def test_the_docs_tables_are_rendered_from_results_json(monkeypatch):
+    """docs/benchmarks.md carries no typed throughput or full-budget figure: each block is what
     `benchmarks/write_tables.py` renders from the committed results.json."""
     monkeypatch.delenv("AEBENCH_BENCH_RESULTS", raising=False)
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     sys.modules.pop("common", None)
     try:
         tables = load("write_tables")
-        docs = tables.DOCS.read_text()
-        block = docs[docs.index(tables.BEGIN):docs.index(tables.END) + len(tables.END)]
-        assert block == "\n".join([tables.BEGIN, "", *tables.throughput_tables(tables.load_results()), tables.END]), \
-            "run `.venv/bin/python benchmarks/write_tables.py`"
+        docs, results = tables.DOCS.read_text(), tables.load_results()
+        for name, render in tables.BLOCKS.items():
+            begin, end = tables.markers(name)
+            block = docs[docs.index(begin):docs.index(end) + len(end)]
+            assert block == "\n".join([begin, "", *render(results), end]), \
+                f"{name}: run `.venv/bin/python benchmarks/write_tables.py`"
     finally:
         sys.modules.pop("common", None)

@@ -1,0 +1,91 @@
+"""The full budgets' cost: per run of `profiles/paper-full.yaml`, the seconds per training step
+measured on this machine (its model, data, batch and precision as the profile sets them), the
+steps its budget plans, and the hours that makes over its seeds.
+
+    .venv/bin/python benchmarks/full_budget.py [--workspace .profiles/paper] [--steps 3]
+
+`--workspace` is a folder holding `data/processed/<dataset>/` (and `data/diffmap/` for DVAE) of
+the profile's datasets: the paper profile's worktree, or a `benchmarks/paper_scale.py`
+workspace on a machine with a GPU. Each run's step is timed after one warm-up step, with the
+trainer's precision (`train.precision: auto`) and channels-last layout. Results go to
+`benchmarks/results.json` under `full_budget.<machine>`; `benchmarks/write_tables.py` renders
+them (docs/benchmarks.md, "The full budgets"). Budgets that stop on a patience (GWAE) count
+their epoch cap: an upper bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, load_results, save_results, stamp  # noqa: E402
+
+from aebench.data.parquet import read_split  # noqa: E402
+from aebench.models import build_model  # noqa: E402
+from aebench.models.base import DataInfo  # noqa: E402
+from aebench.plan import load_params, resolve_model  # noqa: E402
+from aebench.precision import autocast, resolve  # noqa: E402
+from aebench.training import memory_format, resolve_device, split_tensors  # noqa: E402
+
+PROFILE = REPO / "profiles" / "paper-full.yaml"
+
+
+def step_seconds(root: Path, params, key: str, steps: int) -> tuple[float, int, int]:
+    """(seconds per step, steps per epoch, train rows) of run `key` on this machine."""
+    run = params.runs[key]
+    model_type, config, cfg = resolve_model(params, run.model, PROFILE, run=key)
+    split = read_split(root / "data" / "processed" / run.dataset / "train.parquet")
+    device = resolve_device(cfg.device)
+    dtype = resolve(cfg.precision, device)
+    info = DataInfo(shape=tuple(split.shape), kind=split.kind, n_classes=split.n_classes, n_train=len(split))
+    torch.manual_seed(0)
+    model = build_model(model_type, config, info)
+    model.prepare(run.dataset, root)
+    data = split_tensors(split, device)
+    model.to(device, memory_format=memory_format(cfg)).train()
+    optimizers = model.optimizers(cfg.lr)
+    per_epoch = max(1, len(split) // cfg.batch_size)
+    if cfg.max_steps_per_epoch:
+        per_epoch = min(per_epoch, cfg.max_steps_per_epoch)
+    batches = model.batches(data, cfg.batch_size, torch.Generator().manual_seed(0), steps + 1)
+    times = []
+    for i, batch in enumerate(batches):
+        t0 = time.perf_counter()
+        with autocast(dtype, device):
+            model.train_step(batch, optimizers, i)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:] or times), per_epoch, len(split)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workspace", type=Path, default=REPO / ".profiles" / "paper")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--runs", nargs="*")
+    args = parser.parse_args()
+    params = load_params(PROFILE)
+    for key in [k for k in params.runs if not args.runs or k in args.runs]:
+        seconds, per_epoch, rows = step_seconds(args.workspace, params, key, args.steps)
+        _, _, cfg = resolve_model(params, params.runs[key].model, PROFILE, run=key)
+        results = load_results()
+        now = stamp(results)
+        results.setdefault("full_budget", {}).setdefault(now["machine"], {})[key] = {
+            "sec_per_step": round(seconds, 5), "steps_per_epoch": per_epoch, "train_rows": rows,
+            "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seeds": len(params.seeds_of(key)),
+            "patience": cfg.patience, "recorded": now["recorded"], "commit": now["commit"]}
+        save_results(results)  # each run as it is measured
+        hours = seconds * per_epoch * cfg.epochs * len(params.seeds_of(key)) / 3600
+        print(f"{key:24s} {seconds:8.4f} s/step x {per_epoch * cfg.epochs:>9,} steps x {len(params.seeds_of(key))} "
+              f"seeds = {hours:9.1f} h", flush=True)
+
+
+if __name__ == "__main__":
+    main()
