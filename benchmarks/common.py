@@ -56,12 +56,16 @@ def save_results(results: dict) -> None:
 
 
 def git_commit() -> str:
-    """The checkout's short commit, `+dirty` when tracked files differ from it."""
+    """The checkout's short commit, `+dirty` when tracked files other than the benchmark
+    results differ from it."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # the figures' own files do not make the code dirty
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results.*",
+                  ":!docs/benchmarks.md")
+    return commit + ("+dirty" if changed else "")
 
 
 def stamp(results: dict) -> dict:
