@@ -142,3 +142,19 @@ def test_a_slice_of_a_profile_runs_its_targets_and_the_report_and_is_logged_so(t
     monkeypatch.setattr(profiles, "_git", lambda *a: "c" * 40)
     runs = profiles._record_run(tmp_path, 12.0, ["train-loop-*"])
     assert runs[-1]["stages"] == ["train-loop-*"] and "CPU cores" in runs[-1]["machine"]
+
+
+def test_a_profile_run_that_stops_early_is_logged_with_its_exit_code(tmp_path, monkeypatch):
+    """Its finished stages stay in the worktree and count in the results: its time is logged."""
+    import subprocess
+
+    from aebench import profiles
+    from aebench.errors import UserError
+
+    monkeypatch.setattr(profiles, "_git", lambda *a: "c" * 40)
+    monkeypatch.setattr(profiles.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 130 if "repro" in cmd else 0))
+    with pytest.raises(UserError, match="exit 130"):
+        profiles.run_dvc(tmp_path, ["train-loop-*"])
+    runs = json.loads((tmp_path / profiles.RUN_LOG).read_text())
+    assert runs[-1]["exit_code"] == 130 and runs[-1]["stages"] == ["train-loop-*"]

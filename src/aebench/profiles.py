@@ -113,6 +113,7 @@ def run_dvc(tree: Path, stages: list[str] | None = None) -> float:
             break
     seconds = time.perf_counter() - start
     if done.returncode != 0:
+        _record_run(tree, seconds, stages, exit_code=done.returncode)  # its finished stages are kept: log its time
         raise UserError(f"`dvc repro` in {tree} failed (exit {done.returncode}); its outputs so far are kept there: "
                         f"fix the cause and run the profile again to resume")
     return seconds
@@ -161,13 +162,14 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_
     write_json_atomic(out / "provenance.json", provenance)
 
 
-def _record_run(tree: Path, seconds: float, stages: list[str] | None = None) -> list[dict]:
-    """Append this `dvc repro` to the worktree's run log (RUN_LOG) and return the log."""
+def _record_run(tree: Path, seconds: float, stages: list[str] | None = None, exit_code: int = 0) -> list[dict]:
+    """Append this `dvc repro` to the worktree's run log (RUN_LOG) and return the log; one that
+    stopped early (a failure, Ctrl-C) is logged with its exit code, since its finished stages count."""
     log_path = tree / RUN_LOG
     runs = json.loads(log_path.read_text()) if log_path.is_file() else []
     runs.append({"commit": _git(tree, "rev-parse", "HEAD"), "date": datetime.now(timezone.utc).strftime(
         "%Y-%m-%d %H:%M UTC"), "wall_seconds": round(seconds, 1), "machine": machine.label(),
-        **({"stages": stages} if stages else {})})
+        **({"stages": stages} if stages else {}), **({"exit_code": exit_code} if exit_code else {})})
     write_json_atomic(log_path, runs)
     return runs
 
