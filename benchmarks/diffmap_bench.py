@@ -114,7 +114,7 @@ def main() -> None:
             seconds[method][str(n)], peak[method][str(n)] = r["wall_s"], r["peak_mib"]
             print(f"{method:16s} {n:6d} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['peak_mib']:9d} {r['knn5_acc']:8.4f}",
                   flush=True)
-    update_results({"diffmap_seconds": seconds, "diffmap_peak_mb": peak})
+            update_results({"diffmap_seconds": seconds, "diffmap_peak_mb": peak})  # each figure as it is measured
 
 
 if __name__ == "__main__":

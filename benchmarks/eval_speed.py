@@ -122,9 +122,14 @@ def main() -> None:
                 columns = list(times)
                 print(f"{'model':14s} " + " ".join(f"{c[:11]:>11s}" for c in columns), flush=True)
             print(f"{name:14s} " + " ".join(f"{times[c]:11.2f}" for c in columns), flush=True)
+            record(args.threads, canary, results)  # each model as it is measured: a later failure loses nothing
     canary["after"] = canary_seconds()
     print(f"machine canary (pure-Python loop, s): before {canary['before']}, after {canary['after']}")
-    update_results({"eval_threads": args.threads, "eval_canary_seconds": canary,
+    record(args.threads, canary, results)
+
+
+def record(threads: int, canary: dict, results: dict) -> None:
+    update_results({"eval_threads": threads, "eval_canary_seconds": canary,
                     "eval_seconds": {m: round(t["total"], 2) for m, t in results.items()},
                     "eval_suite_seconds": {m: {k: round(v, 2) for k, v in t.items()} for m, t in results.items()}})
 
