@@ -83,7 +83,8 @@ def test_resume_ignored_for_other_fingerprint(tmp_path):
     assert result.resumed_from_epoch == 0 and result.epochs_run == 4
 
 
-def test_nan_loss_stops_with_clear_error(tmp_path):
+def poisoned_at_step_10():
+    """A fresh model whose loss turns NaN at step 10 (epoch 2)."""
     model = fresh()
     original = model.train_step
 
@@ -94,6 +95,11 @@ def test_nan_loss_stops_with_clear_error(tmp_path):
         return out
 
     model.train_step = poisoned
+    return model
+
+
+def test_nan_loss_stops_with_clear_error(tmp_path):
+    model = poisoned_at_step_10()
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2.*train.lr"):
         run(tmp_path, model, name="nan.pt")
     state = torch.load(tmp_path / "nan.pt", weights_only=True)
@@ -135,16 +141,7 @@ def test_terms_read_at_the_logging_interval_train_the_same(tmp_path, monkeypatch
     assert [h["train_loss"] for h in result.history] == pytest.approx([h["train_loss"] for h in expected.history])
     assert all(torch.equal(p, q) for p, q in zip(reference.state_dict().values(), deferred.state_dict().values()))
 
-    model = fresh()
-    original = model.train_step
-
-    def poisoned(batch, optimizers, step):
-        out = original(batch, optimizers, step)
-        if step == 10:
-            out["loss"] = torch.tensor(math.nan)
-        return out
-
-    model.train_step = poisoned
+    model = poisoned_at_step_10()
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, steps 9-11"):
         run(tmp_path, model, name="nan.pt")
 
