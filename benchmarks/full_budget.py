@@ -27,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, load_results, save_results, stamp  # noqa: E402
 
 from aebench.data.parquet import read_split  # noqa: E402
+from aebench.data.registry import FRESH  # noqa: E402
 from aebench.models import build_model  # noqa: E402
 from aebench.models.base import DataInfo  # noqa: E402
 from aebench.plan import load_params, resolve_model  # noqa: E402
 from aebench.precision import autocast, resolve  # noqa: E402
-from aebench.training import memory_format, resolve_device, split_tensors  # noqa: E402
+from aebench.training import epoch_batches, memory_format, resolve_device, split_tensors, steps_per_epoch  # noqa: E402
 
 PROFILE = REPO / "profiles" / "paper-full.yaml"
 
@@ -50,19 +51,19 @@ def step_seconds(root: Path, params, key: str, steps: int) -> tuple[float, int, 
     data = split_tensors(split, device)
     model.to(device, memory_format=memory_format(cfg)).train()
     optimizers = model.optimizers(cfg.lr)
-    per_epoch = max(1, len(split) // cfg.batch_size)
-    if cfg.max_steps_per_epoch:
-        per_epoch = min(per_epoch, cfg.max_steps_per_epoch)
-    batches = model.batches(data, cfg.batch_size, torch.Generator().manual_seed(0), steps + 1)
+    fresh = FRESH[run.dataset] if cfg.fresh_data else None
+    generator = torch.Generator().manual_seed(0)
+    batches = (batch for _ in range(steps + 1) for batch in epoch_batches(model, data, cfg, generator, fresh))
     times = []
-    for i, batch in enumerate(batches):
-        t0 = time.perf_counter()
+    for i in range(steps + 1):
+        t0 = time.perf_counter()  # a fresh batch is drawn inside the step's time, as training draws it
+        batch = next(batches)
         with autocast(dtype, device):
             model.train_step(batch, optimizers, i)
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times[1:] or times), per_epoch, len(split)
+    return statistics.median(times[1:] or times), steps_per_epoch(len(split), cfg), len(split)
 
 
 def main() -> None:

@@ -127,6 +127,10 @@ class TrainConfig(Strict):
                            "Adam (aebench.training.JointProbe); evaluation reports its test accuracy as "
                            "linear_acc_joint. Paper (ACAI, Tables 2-3): true")
     joint_probe_lr: float = Field(1e-4, gt=0, description="Adam rate of the joint probe. Paper: 1e-4")
+    fresh_data: bool = Field(
+        False, description="train on a new batch drawn from the dataset's generator at every step instead of the "
+                           "stored train split, which still sets the epoch's length (datasets with one: lines). "
+                           "Paper (ACAI's lines): true, a fresh line for every sample")
     precision: Literal["fp32", "bf16", "auto"] = Field(
         "fp32", description="arithmetic of forward passes and losses (aebench.precision): fp32; bf16 (autocast, with "
                             "fp32 master weights, optimiser state and loss reductions; stops where the device has "

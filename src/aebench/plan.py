@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from aebench.config import Params, model_type_of, read_params, resolve_section
-from aebench.data.registry import check_image_options, check_options, known_datasets
+from aebench.data.registry import FRESH, check_image_options, check_options, known_datasets
 from aebench.errors import UserError, cli_entry
 from aebench.models import config_class, known_types, model_class
 from aebench.paths import repo_root
@@ -63,8 +63,21 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     for name in params.models:  # resolving checks the type and every model key
         resolve_model(params, name, path)
     for key, run in params.runs.items():
-        resolve_model(params, run.model, path, run=key)
+        model_type, _, train = resolve_model(params, run.model, path, run=key)
+        if train.fresh_data:
+            check_fresh_data(key, run.dataset, model_type, path)
     return params
+
+
+def check_fresh_data(run: str, dataset: str, model_type: str, path: Path | str) -> None:
+    """A UserError when run `run` trains on fresh draws (`train.fresh_data`) that its dataset
+    cannot make or its model cannot use."""
+    if dataset not in FRESH:
+        raise UserError(f"{path}: run `{run}` sets `train.fresh_data`, but dataset `{dataset}` has no generator of "
+                        f"fresh samples (those that do: {', '.join(sorted(FRESH))}): set it to false for this run")
+    if model_class(model_type).needs_stored_rows:
+        raise UserError(f"{path}: run `{run}` sets `train.fresh_data`, but its model (type `{model_type}`) looks its "
+                        f"training rows up by index or position, which fresh samples lack: set it to false for this run")
 
 
 def resolve_model(params: Params, name: str, path: Path | str = "params.yaml", run: str | None = None,
@@ -180,12 +193,17 @@ def model_sources(model_type: str) -> list[str]:
         todo += _imports(_module_file(module), module)
     paths = set()
     for module in seen:
-        path = _module_file(module)
         parts = module.split(".")
         if len(parts) > 3 and parts[1] == "models":  # a model's subpackage is its own: the folder
-            path = SRC.joinpath(*parts[1:3])
-        paths.add(path.relative_to(SRC.parent.parent).as_posix())
+            paths.add(SRC.joinpath(*parts[1:3]).relative_to(SRC.parent.parent).as_posix())
+        else:
+            paths.add(_repo_path(module))
     return sorted(paths)
+
+
+def _repo_path(module: str) -> str:
+    """The repository path of aebench module `module`'s file."""
+    return _module_file(module).relative_to(SRC.parent.parent).as_posix()
 
 
 def _with(common: list[str], extra: list[str]) -> list[str]:
@@ -218,9 +236,10 @@ def run_stages(params: Params) -> dict:
         data = [f"data/processed/{run.dataset}"] + ([f"data/diffmap/{run.dataset}"] if key in on_diffmap else [])
         seed_dir = f"{run.dataset}/{run.model}/seed${{item.seed}}"
         code = model_sources(model_type_of(params, run.model))
+        fresh = [_repo_path(FRESH[run.dataset].__module__)] if resolve_model(params, run.model, run=key)[2].fresh_data else []
         stages[f"train-{key}"] = {
             "matrix": _seed_matrix(params, key), "cmd": f"python stages/train.py {args}",
-            "deps": _with(TRAIN_DEPS, code) + data, "params": train_params(params, key),
+            "deps": _with(TRAIN_DEPS, code + fresh) + data, "params": train_params(params, key),
             "outs": [f"models/{seed_dir}"]}
         stages[f"evaluate-{key}"] = {
             "matrix": _seed_matrix(params, key), "cmd": f"python stages/evaluate.py {args}",

@@ -24,7 +24,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -208,10 +208,35 @@ def run_fingerprint(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+FreshFn = Callable[[int, torch.Generator, tuple[int, ...], torch.device], Batch]
+
+
+def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
+    """Optimiser steps in one epoch: the stored train split's full batches, capped by
+    `train.max_steps_per_epoch` (with `train.fresh_data` too: the split sets the epoch's length)."""
+    steps = max(1, n_train // cfg.batch_size)
+    return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
+
+
+def epoch_batches(model: AutoEncoderBase, data: Batch, cfg: TrainConfig, generator: torch.Generator,
+                  fresh: FreshFn | None = None) -> Iterator[Batch]:
+    """One epoch's training batches: the model's own over the stored split (`model.batches`), or,
+    with a `fresh` draw (the dataset's `aebench.data.registry.FRESH` function, `train.fresh_data`),
+    as many new batches of samples from `generator`."""
+    steps = steps_per_epoch(len(data["x"]), cfg)
+    if fresh is None:
+        yield from model.batches(data, cfg.batch_size, generator, steps)
+        return
+    shape, device = tuple(data["x"].shape[1:]), data["x"].device
+    for _ in range(steps):
+        yield fresh(cfg.batch_size, generator, shape, device)
+
+
 def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: TrainConfig, *,
           resume_path: Path, fingerprint: str, resume_meta: dict | None = None,
-          log_fn: LogFn | None = None) -> TrainResult:
-    """Train `model` in place and leave it holding the weights of its best validation epoch."""
+          log_fn: LogFn | None = None, fresh: FreshFn | None = None) -> TrainResult:
+    """Train `model` in place and leave it holding the weights of its best validation epoch
+    (`fresh`: draw the training batches, see `epoch_batches`)."""
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = train_data["x"].device
@@ -225,7 +250,8 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         optimizers = [distributed.synchronise(o) for o in optimizers]
     probe, probe_optimizer = joint_probe(model, train_data, cfg, parallel)
     best_probe = None
-    shuffle = torch.Generator().manual_seed(cfg.seed)  # the same global batch order on every rank
+    # the same global batch order (or fresh draws) on every rank
+    shuffle = torch.Generator().manual_seed(cfg.seed)
     main = distributed.is_main()
     if log_fn is None or not main:
         log_fn = lambda metrics, step: None  # noqa: E731
@@ -253,9 +279,6 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
     else:
         seed_everything(cfg.seed + distributed.rank())  # model noise differs per rank, as in DDP
 
-    steps_per_epoch = max(1, len(train_data["x"]) // cfg.batch_size)
-    if cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
     read_every = loss_read_interval(device, cfg.log_every)
 
     def read(terms: dict, first: int, last: int, epoch: int) -> None:
@@ -288,7 +311,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         unread_from = step
         n_batches = 0
         t0 = time.perf_counter()
-        for batch in model.batches(train_data, cfg.batch_size, shuffle, steps_per_epoch):
+        for batch in epoch_batches(model, train_data, cfg, shuffle, fresh):
             if parallel:
                 batch = distributed.shard(batch)
             with autocast(dtype, device):  # the whole step: models with critics call backward themselves

@@ -21,7 +21,7 @@ from aebench.data.datasets.cifar10 import load_cifar10
 from aebench.data.datasets.digits import make_digits, make_rotation
 from aebench.data.datasets.dsprites import load_dsprites
 from aebench.data.datasets.letters import make_letters
-from aebench.data.datasets.lines import make_lines
+from aebench.data.datasets.lines import fresh_lines, make_lines
 from aebench.data.datasets.manifolds import make_loop, make_sphere, make_torus, native_dim
 from aebench.data.datasets.mnist import load_fashion_mnist, load_mnist
 from aebench.data.datasets.omniglot import load_omniglot
@@ -51,6 +51,13 @@ REAL: dict[str, Callable[..., RawDataset]] = {
     "dsprites": load_dsprites,
 }
 """Name -> loader (cache_dir, mirror, n=None, seed=0, **image_options) -> RawDataset."""
+
+FRESH: dict[str, Callable] = {
+    "lines": fresh_lines,
+}
+"""Name -> function (n, generator, shape, device) -> a training batch of n new samples, for the
+datasets whose benchmark trains on fresh draws (`train.fresh_data`): the stored split still
+gives the epoch's length, validation and evaluation."""
 
 # The image options (DatasetOptions.image_options) each real loader takes; load_real refuses the others.
 IMAGE_OPTIONS = {"mnist": ("size", "channels"), "omniglot": ("invert", "size", "channels")}

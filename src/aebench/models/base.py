@@ -149,6 +149,9 @@ class AutoEncoderBase(nn.Module, metaclass=abc.ABCMeta):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     own_metrics: ClassVar[OwnMetrics] = OwnMetrics()
     needs_diffmap: ClassVar[bool] = False  # trains on data/diffmap/<dataset>/ (aebench.plan: its stage depends on it)
+    # True when training looks its rows up by position or index, or groups them (a neighbour table, an
+    # embedding, groups): fresh samples have no stored row, so `train.fresh_data` refuses the model.
+    needs_stored_rows: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig, info: DataInfo):
         super().__init__()

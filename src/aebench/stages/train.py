@@ -6,7 +6,8 @@ A run's settings travel params.yaml -> `aebench.plan.resolve_model` (the global 
 section, then `model.<name>.train`, then `runs.<run>.train`; the seed from the stage) ->
 `aebench.training.train`,
 which draws each epoch's batches from the model (`model.batches`, default
-`aebench.batching.iterate_batches`). A model that declares `needs_diffmap` loads
+`aebench.batching.iterate_batches`), or new ones from the dataset's generator under
+`train.fresh_data` (`aebench.data.registry.FRESH`). A model that declares `needs_diffmap` loads
 `data/diffmap/<dataset>/` in `model.prepare`.
 """
 
@@ -23,6 +24,7 @@ import torch
 
 from aebench import distributed, paths, tracking
 from aebench.data.parquet import data_hash, read_split
+from aebench.data.registry import FRESH
 from aebench.errors import UserError
 from aebench.io import atomic_path, write_json_atomic
 from aebench.models import build_model, checkpoint_payload
@@ -64,12 +66,13 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None, trac
                                train=train_cfg.model_dump(), data=dhash, inputs=inputs)
     resume_path = paths.resume_dir(root) / f"{dataset}-{model_name}-{paths.seed_folder(seed)}.pt"
     previous = load_resume(resume_path, fingerprint)
+    fresh = FRESH[dataset] if train_cfg.fresh_data else None  # load_params checked that it exists
 
     distributed.init(device)
     if not distributed.is_main():  # other ranks only train; rank 0 logs, saves and registers
         try:
             run_training(model, split_tensors(train_split, device), split_tensors(val_split, device), train_cfg,
-                         resume_path=resume_path, fingerprint=fingerprint)
+                         resume_path=resume_path, fingerprint=fingerprint, fresh=fresh)
         finally:
             distributed.shutdown()
         return {}
@@ -90,7 +93,7 @@ def run(dataset: str, model_name: str, seed: int, root: Path | None = None, trac
     try:
         result = run_training(model, split_tensors(train_split, device), split_tensors(val_split, device), train_cfg,
                               resume_path=resume_path, fingerprint=fingerprint, resume_meta={"run_id": run_id},
-                              log_fn=step_logger)
+                              log_fn=step_logger, fresh=fresh)
         check_params_unchanged(root, params_at_start, stage)  # before anything claims these params
         with tracker.errors("storing the run's metrics"):
             step_logger.flush()

@@ -14,6 +14,7 @@ coverage.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from aebench.data.datasets.common import TWO_PI, bins, check_n, check_size
 from aebench.data.raw import RawDataset
@@ -54,23 +55,28 @@ def _line_scanlines(theta: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
     return steep, start, stop, left, slope
 
 
-def _render_lines(theta: np.ndarray, size: int) -> np.ndarray:
-    """float64 (N, size, size) images of `draw_lines` for angles already reduced to [0, 2 pi).
+def _render_lines(theta: np.ndarray, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """float64 (N, size, size) images of `draw_lines` for angles already reduced to [0, 2 pi),
+    rasterised on `device`.
 
     Pixel (k, j) of the major/minor grid is -1 + 2 w_k o_kj: w_k the weight of scanline k as
     the authors count it (the first scanline its covered fraction ceil(start) - start, every
     later one up to ceil(stop) - 1 in full, so the last one counts whole), o_kj the length of
-    [s_k, s_k + LINE_WIDTH] inside the pixel [j, j + 1].
+    [s_k, s_k + LINE_WIDTH] inside the pixel [j, j + 1]. The per-angle geometry is numpy's (its
+    cos and sin are the ones the bit-identity with the authors' images was checked with); the
+    per-pixel arithmetic is exact IEEE operations in the authors' order, so it gives the same
+    bits on any device, and a GPU draws a batch without a copy of its pixels.
     """
-    steep, start, stop, left, slope = (a[:, None, None] for a in _line_scanlines(theta, size))
-    k = np.arange(size, dtype=np.float64)[None, :, None]
-    j = np.arange(size, dtype=np.float64)[None, None, :]
-    first = np.ceil(start)
-    weight = np.where(k < first, first - start, 1.0) * ((k >= np.floor(start)) & (k < np.ceil(stop)))
+    geometry = torch.from_numpy(np.stack([a.astype(np.float64) for a in _line_scanlines(theta, size)]))
+    steep, start, stop, left, slope = geometry.to(device)[:, :, None, None]
+    k = torch.arange(size, dtype=torch.float64, device=device)[None, :, None]
+    j = torch.arange(size, dtype=torch.float64, device=device)[None, None, :]
+    first = torch.ceil(start)
+    weight = torch.where(k < first, first - start, 1.0) * ((k >= torch.floor(start)) & (k < torch.ceil(stop)))
     s = left + (k - start - 0.5) * slope
-    overlap = np.maximum(np.minimum(s + LINE_WIDTH, j + 1.0) - np.maximum(s, j), 0.0)
+    overlap = (torch.minimum(s + LINE_WIDTH, j + 1.0) - torch.maximum(s, j)).clamp(min=0.0)
     image = 2.0 * (weight * overlap) - 1.0  # (N, major, minor)
-    return np.where(steep, image, image.transpose(0, 2, 1))
+    return torch.where(steep.bool(), image, image.transpose(1, 2))
 
 
 def draw_lines(angles, size: int = 32, dtype=np.float32) -> np.ndarray:
@@ -101,7 +107,7 @@ def draw_lines(angles, size: int = 32, dtype=np.float32) -> np.ndarray:
     out = np.empty((len(theta), size, size), dtype=dtype)
     for first in range(0, len(theta), _LINES_PER_CHUNK):
         chunk = slice(first, first + _LINES_PER_CHUNK)
-        out[chunk] = _render_lines(theta[chunk], size)
+        out[chunk] = _render_lines(theta[chunk], size).numpy()
     return out
 
 
@@ -117,10 +123,10 @@ def make_lines(n: int, seed: int, size: int = 32) -> RawDataset:
     dataset is stored: at most 1/255 off per pixel in [-1, 1], a cosine distance of 7e-8 on
     average (2.3e-7 at most) between a stored line and its float rendering, three orders of
     magnitude below the paper's best Mean Distance (ACAI, 2.4e-4). The authors instead draw
-    fresh lines for every batch; a large n stands in for that (see the params' paper note):
-    at n = 100,000 the nearest stored training line to a fresh one is ~1e-4 rad away, a cosine
-    distance of ~5e-9, below the quantisation itself. Rendered in chunks, so memory stays at
-    the uint8 output (1 KB per line at size 32).
+    a fresh line for every sample: `fresh_lines` does that (`train.fresh_data`); without it
+    a large n stands in (at n = 100,000 the nearest stored training line to a fresh one is
+    ~1e-4 rad away, a cosine distance of ~5e-9, below the quantisation itself). Rendered in
+    chunks, so memory stays at the uint8 output (1 KB per line at size 32).
     """
     n = check_n(n, "make_lines")
     rng = np.random.default_rng(seed)
@@ -136,3 +142,26 @@ def make_lines(n: int, seed: int, size: int = 32) -> RawDataset:
         factors={"angle": angle.astype(np.float64)},
         meta={"source": "generated: ACAI lines benchmark", "size": size, "seed": seed, "traits": ["lines"]},
     )
+
+
+def fresh_lines(n: int, generator: torch.Generator, shape: tuple[int, ...],
+                device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """n new lines at angles drawn uniformly from [0, 2 pi) with `generator`, as a training
+    batch (`train.fresh_data`): the authors train on a fresh line for every sample
+    (brain-research/acai, `lib/data.input_lines`, an endless generator), never on a fixed set.
+
+    The pixels are `make_lines`' stored values (the renderer quantised to 0..255, then / 255 as
+    `aebench.training.split_tensors` reads a stored split), so fresh and stored lines are the
+    same distribution; labels are the same 10 angle bins and `group` is the label, as stored.
+    A fresh line has no stored row: `index` and `pos` are -1. Angles come from the CPU
+    `generator` (the trainer's checkpointed one, so a resumed run draws the same lines); the
+    pixels are rasterised on `device`.
+    """
+    size = shape[-1]
+    angle = torch.rand(n, generator=generator, dtype=torch.float64).numpy() * TWO_PI
+    pixels = _render_lines(np.mod(angle, TWO_PI), size, device)
+    x = torch.round((pixels + 1.0) / 2.0 * 255.0).clamp(0, 255).to(torch.float32).div_(255.0)
+    label = torch.from_numpy(bins(angle, 0.0, TWO_PI, 10)).to(device)
+    missing = torch.full((n,), -1, dtype=torch.long, device=device)
+    return {"x": x.reshape(n, *shape), "label": label, "group": label.clone(), "index": missing,
+            "pos": missing.clone()}

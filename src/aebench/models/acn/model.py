@@ -136,6 +136,7 @@ class PriorNetwork(nn.Module):
 class ACN(AutoEncoderBase):
     config_class = ACNConfig
     own_metrics = ACN_METRICS
+    needs_stored_rows = True  # its prior's neighbour table is indexed by the batch's rows (`pos`)
 
     def __init__(self, config: ACNConfig, info: DataInfo):
         super().__init__(config, info)

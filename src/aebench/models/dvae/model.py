@@ -132,6 +132,7 @@ class DVAE(AutoEncoderBase):
     config_class = DVAEConfig
     own_metrics = OwnMetrics(suites=(random_walk_suite,))
     needs_diffmap = True  # trains on `data/diffmap/<dataset>/`: its train stage depends on diffmap@<dataset>
+    needs_stored_rows = True  # its targets are the embedding's rows, looked up by `index`
 
     def __init__(self, config: DVAEConfig, info: DataInfo):
         super().__init__(config, info)

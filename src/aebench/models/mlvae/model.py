@@ -119,6 +119,7 @@ class MLVAEConfig(ModelConfig):
 class MLVAE(AutoEncoderBase):
     config_class = MLVAEConfig
     own_metrics = MLVAE_METRICS
+    needs_stored_rows = True  # its batches are whole groups of stored rows (`batches`)
 
     def __init__(self, config: MLVAEConfig, info: DataInfo):
         super().__init__(config, info)
