@@ -28,17 +28,17 @@ _LINES_PER_CHUNK = 1024
 LINE_WIDTH = 2.0
 
 
-def _line_scanlines(theta: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+def _line_scanlines(theta: np.ndarray, size: int) -> np.ndarray:
     """Per angle, the scanline geometry of the authors' renderer (brain-research/acai,
     `lib/data.draw_line`), in float64 with its operations in its order so that the pixel
     values agree to the last bit.
 
     The segment runs from the centre (c, c), c = size / 2, to (c + (c - 1) cos theta,
     c - (c - 1) sin theta) in (column, row). Scanlines run across the major axis: rows when the
-    segment spans at least as many rows as columns (`steep`), columns otherwise. Returns
-    (steep, start, stop, left, slope): the segment spans [start, stop] along the major axis,
-    and the scanline at major index k holds the interval [s_k, s_k + LINE_WIDTH] of the minor
-    axis with s_k = left + (k - start - 1/2) * slope.
+    segment spans at least as many rows as columns (`steep`), columns otherwise. Returns the
+    rows (steep, start, stop, left, slope), one column per angle: the segment spans
+    [start, stop] along the major axis, and the scanline at major index k holds the interval
+    [s_k, s_k + LINE_WIDTH] of the minor axis with s_k = left + (k - start - 1/2) * slope.
     """
     centre = size * 0.5
     col_end = centre + (centre - 1.0) * np.cos(-theta)
@@ -52,12 +52,11 @@ def _line_scanlines(theta: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
     left = np.where(backwards, minor_end, centre) - LINE_WIDTH / 2
     right = np.where(backwards, centre, minor_end) - LINE_WIDTH / 2
     slope = (right - left) / (stop - start)  # stop - start >= (c - 1) / sqrt(2) > 0
-    return steep, start, stop, left, slope
+    return np.stack([steep.astype(np.float64), start, stop, left, slope])
 
 
-def _render_lines(theta: np.ndarray, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """float64 (N, size, size) images of `draw_lines` for angles already reduced to [0, 2 pi),
-    rasterised on `device`.
+def _rasterise(geometry: torch.Tensor, size: int) -> torch.Tensor:
+    """float64 (N, size, size) images from `_line_scanlines`' rows, on the geometry's device.
 
     Pixel (k, j) of the major/minor grid is -1 + 2 w_k o_kj: w_k the weight of scanline k as
     the authors count it (the first scanline its covered fraction ceil(start) - start, every
@@ -67,8 +66,8 @@ def _render_lines(theta: np.ndarray, size: int, device: torch.device | str = "cp
     per-pixel arithmetic is exact IEEE operations in the authors' order, so it gives the same
     bits on any device, and a GPU draws a batch without a copy of its pixels.
     """
-    geometry = torch.from_numpy(np.stack([a.astype(np.float64) for a in _line_scanlines(theta, size)]))
-    steep, start, stop, left, slope = geometry.to(device)[:, :, None, None]
+    device = geometry.device
+    steep, start, stop, left, slope = geometry[:, :, None, None]
     k = torch.arange(size, dtype=torch.float64, device=device)[None, :, None]
     j = torch.arange(size, dtype=torch.float64, device=device)[None, None, :]
     first = torch.ceil(start)
@@ -107,7 +106,7 @@ def draw_lines(angles, size: int = 32, dtype=np.float32) -> np.ndarray:
     out = np.empty((len(theta), size, size), dtype=dtype)
     for first in range(0, len(theta), _LINES_PER_CHUNK):
         chunk = slice(first, first + _LINES_PER_CHUNK)
-        out[chunk] = _render_lines(theta[chunk], size).numpy()
+        out[chunk] = _rasterise(torch.from_numpy(_line_scanlines(theta[chunk], size)), size).numpy()
     return out
 
 
@@ -159,9 +158,19 @@ def fresh_lines(n: int, generator: torch.Generator, shape: tuple[int, ...],
     """
     size = shape[-1]
     angle = torch.rand(n, generator=generator, dtype=torch.float64).numpy() * TWO_PI
-    pixels = _render_lines(np.mod(angle, TWO_PI), size, device)
-    x = torch.round((pixels + 1.0) / 2.0 * 255.0).clamp(0, 255).to(torch.float32).div_(255.0)
-    label = torch.from_numpy(bins(angle, 0.0, TWO_PI, 10)).to(device)
+    label = bins(angle, 0.0, TWO_PI, 10).astype(np.float64)
+    host = torch.from_numpy(np.concatenate([_line_scanlines(np.mod(angle, TWO_PI), size), label[None]]))
+    on_device = _to_device(host, torch.device(device))
+    x = torch.round((_rasterise(on_device[:5], size) + 1.0) / 2.0 * 255.0).clamp(0, 255).to(torch.float32).div_(255.0)
+    label = on_device[5].long()
     missing = torch.full((n,), -1, dtype=torch.long, device=device)
     return {"x": x.reshape(n, *shape), "label": label, "group": label.clone(), "index": missing,
             "pos": missing.clone()}
+
+
+def _to_device(host: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`host` on `device`. To a GPU through pinned memory and without blocking: a plain copy
+    from pageable memory makes the host wait for every kernel queued before it, once a step."""
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
