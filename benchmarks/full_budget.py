@@ -19,7 +19,9 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -37,33 +39,59 @@ from aebench.training import epoch_batches, memory_format, resolve_device, split
 PROFILE = REPO / "profiles" / "paper-full.yaml"
 
 
-def step_seconds(root: Path, params, key: str, steps: int) -> tuple[float, int, int]:
-    """(seconds per step, steps per epoch, train rows) of run `key` on this machine."""
+@dataclass
+class RunStep:
+    """One run of the profile ready to step on this machine: its model, optimisers, batches
+    (drawn as training draws them, `aebench.training.epoch_batches`) and arithmetic."""
+
+    model: torch.nn.Module
+    optimizers: list
+    batches: Iterator
+    dtype: torch.dtype
+    device: torch.device
+    steps_per_epoch: int
+    train_rows: int
+
+    def step(self, i: int) -> dict:
+        """One training step (its batch drawn inside it, as training draws it), finished on the device."""
+        batch = next(self.batches)
+        with autocast(self.dtype, self.device):
+            terms = self.model.train_step(batch, self.optimizers, i)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return terms
+
+
+def prepare_run(root: Path, params, key: str, max_steps: int, seed: int = 0) -> RunStep:
+    """Run `key` of the profile, built from the workspace `root` with weights from `seed`, its
+    batches enough for `max_steps` steps."""
     run = params.runs[key]
     model_type, config, cfg = resolve_model(params, run.model, PROFILE, run=key)
     split = read_split(root / "data" / "processed" / run.dataset / "train.parquet")
     device = resolve_device(cfg.device)
-    dtype = resolve(cfg.precision, device)
     info = DataInfo(shape=tuple(split.shape), kind=split.kind, n_classes=split.n_classes, n_train=len(split))
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = build_model(model_type, config, info)
     model.prepare(run.dataset, root)
     data = split_tensors(split, device)
     model.to(device, memory_format=memory_format(cfg)).train()
-    optimizers = model.optimizers(cfg.lr)
     fresh = FRESH[run.dataset] if cfg.fresh_data else None
-    generator = torch.Generator().manual_seed(0)
-    batches = (batch for _ in range(steps + 1) for batch in epoch_batches(model, data, cfg, generator, fresh))
+    generator = torch.Generator().manual_seed(seed)
+    batches = (batch for _ in range(max_steps) for batch in epoch_batches(model, data, cfg, generator, fresh))
+    return RunStep(model, model.optimizers(cfg.lr), batches, resolve(cfg.precision, device), device,
+                   steps_per_epoch(len(split), cfg), len(split))
+
+
+def step_seconds(root: Path, params, key: str, steps: int) -> tuple[float, int, int]:
+    """(seconds per step, steps per epoch, train rows) of run `key` on this machine: the median
+    of `steps` steps after one warm-up step."""
+    run = prepare_run(root, params, key, steps + 1)
     times = []
     for i in range(steps + 1):
-        t0 = time.perf_counter()  # a fresh batch is drawn inside the step's time, as training draws it
-        batch = next(batches)
-        with autocast(dtype, device):
-            model.train_step(batch, optimizers, i)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        run.step(i)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times[1:] or times), steps_per_epoch(len(split), cfg), len(split)
+    return statistics.median(times[1:] or times), run.steps_per_epoch, run.train_rows
 
 
 def main() -> None:
