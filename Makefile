@@ -9,7 +9,7 @@ export GX_ANALYTICS_ENABLED := False
 export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup repro paper test test-fast bench ui clean
+.PHONY: setup repro paper test test-fast bench device-kit ui clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,16 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/acn_neighbours.py
 	$(BIN)/python benchmarks/pipeline_bench.py
 	$(BIN)/python benchmarks/write_tables.py
+
+# What a lent GPU machine (Python 3.12, no network) needs for benchmarks/device_check.py beside
+# its own torch: the wheels of pydantic and POT as requirements.lock pins them (.whl/) and the
+# real datasets (.gpu/data/); both are git-ignored and travel as the call's `carry`.
+DEVICE_WHEELS := pydantic pydantic_core annotated-types typing-inspection POT
+device-kit:
+	mkdir -p .whl .gpu && cp -r ../shared/data .gpu/
+	for p in $(DEVICE_WHEELS); do $(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .whl "$$(grep -i "^$$p==" requirements.lock)" || exit 1; done
 
 ui: $(STAMP)
 	$(BIN)/aebench ui

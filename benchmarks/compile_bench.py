@@ -100,6 +100,19 @@ def measure(root: Path, params, key: str, steps: int) -> dict:
     return out
 
 
+def record(root: Path, params, key: str, steps: int) -> dict:
+    """`measure` run `key` and file it in results.json under this machine."""
+    result = measure(root, params, key, steps)
+    results = load_results()
+    now = stamp(results)
+    results.setdefault("compile", {}).setdefault(now["machine"], {})[key] = {**result, **now}
+    save_results(results)  # each run as it is measured
+    shown = ", ".join(f"{mode} {v['speedup']:.2f}x (warm-up {v['warmup_s']:.0f} s)" if "speedup" in v
+                      else f"{mode} failed: {v['error']}" for mode, v in result.items() if mode not in ("eager", "device"))
+    print(f"{key:22s} eager {result['eager']['sec_per_step']:.4f} s/step; {shown}", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=REPO / ".profiles" / "paper")
@@ -108,15 +121,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(PROFILE)
     for key in args.runs:
-        result = measure(args.workspace, params, key, args.steps)
-        results = load_results()
-        now = stamp(results)
-        results.setdefault("compile", {}).setdefault(now["machine"], {})[key] = {**result, **now}
-        save_results(results)
-        shown = ", ".join(f"{mode} {v['speedup']:.2f}x (warm-up {v['warmup_s']:.0f} s)" if "speedup" in v
-                          else f"{mode} failed: {v['error']}" for mode, v in result.items()
-                          if mode not in ("eager", "device"))
-        print(f"{key:22s} eager {result['eager']['sec_per_step']:.4f} s/step; {shown}", flush=True)
+        record(args.workspace, params, key, args.steps)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,21 @@ def step_seconds(root: Path, params, key: str, steps: int) -> tuple[float, int, 
     return statistics.median(times[1:] or times), run.steps_per_epoch, run.train_rows
 
 
+def record(root: Path, params, key: str, steps: int) -> tuple[float, int]:
+    """Measure run `key`'s step (`step_seconds`), file it in results.json under this machine;
+    returns (seconds per step, steps one seed plans)."""
+    seconds, per_epoch, rows = step_seconds(root, params, key, steps)
+    _, _, cfg = resolve_model(params, params.runs[key].model, PROFILE, run=key)
+    results = load_results()
+    now = stamp(results)
+    results.setdefault("full_budget", {}).setdefault(now["machine"], {})[key] = {
+        "sec_per_step": round(seconds, 5), "steps_per_epoch": per_epoch, "train_rows": rows,
+        "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seeds": len(params.seeds_of(key)),
+        "patience": cfg.patience, "recorded": now["recorded"], "commit": now["commit"]}
+    save_results(results)  # each run as it is measured
+    return seconds, per_epoch * cfg.epochs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=REPO / ".profiles" / "paper")
@@ -102,18 +117,10 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(PROFILE)
     for key in [k for k in params.runs if not args.runs or k in args.runs]:
-        seconds, per_epoch, rows = step_seconds(args.workspace, params, key, args.steps)
-        _, _, cfg = resolve_model(params, params.runs[key].model, PROFILE, run=key)
-        results = load_results()
-        now = stamp(results)
-        results.setdefault("full_budget", {}).setdefault(now["machine"], {})[key] = {
-            "sec_per_step": round(seconds, 5), "steps_per_epoch": per_epoch, "train_rows": rows,
-            "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seeds": len(params.seeds_of(key)),
-            "patience": cfg.patience, "recorded": now["recorded"], "commit": now["commit"]}
-        save_results(results)  # each run as it is measured
-        hours = seconds * per_epoch * cfg.epochs * len(params.seeds_of(key)) / 3600
-        print(f"{key:24s} {seconds:8.4f} s/step x {per_epoch * cfg.epochs:>9,} steps x {len(params.seeds_of(key))} "
-              f"seeds = {hours:9.1f} h", flush=True)
+        seconds, steps = record(args.workspace, params, key, args.steps)
+        seeds = len(params.seeds_of(key))
+        print(f"{key:24s} {seconds:8.4f} s/step x {steps:>9,} steps x {seeds} seeds = "
+              f"{seconds * steps * seeds / 3600:9.1f} h", flush=True)
 
 
 if __name__ == "__main__":

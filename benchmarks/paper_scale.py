@@ -44,13 +44,12 @@ LEFT_OUT = ("checkpoint.pt", "raw.npz", ".parquet", ".pt")  # what a bundle leav
 def workspace_params(profile: Path, mirror: str | None, smoke: bool) -> dict:
     """The profile as the workspace's params.yaml: validated, the mirror absolute, and cut down
     for --smoke."""
-    load_params(profile)  # every key checked; an error names the file and the dotted key
+    checked = load_params(profile)  # every key checked; an error names the file and the dotted key
     params = yaml.safe_load(profile.read_text(encoding="utf-8"))
     if mirror:
         params.setdefault("data", {})["mirror"] = mirror if "://" in mirror else str(Path(mirror).resolve())
     if not smoke:
         return params
-    checked = load_params(profile)
     options = params["data"].setdefault("options", {})
     for dataset in checked.datasets:
         if dataset not in EMBEDDED:  # a real dataset
@@ -68,33 +67,51 @@ def workspace_params(profile: Path, mirror: str | None, smoke: bool) -> dict:
     return params
 
 
-def run_workspace(root: Path, selected: list[str] | None) -> list[str]:
-    """`dvc repro` without DVC: every stage function of the plan, in its order; returns the runs."""
-    from aebench.stages import diffmap, download, evaluate, preprocess, report, train
-    from aebench.trackers import open_tracker
+def prepare(root: Path, selected: list[str] | None):
+    """(params, runs `selected` names: run keys or models, None for all), their datasets (and
+    OoD companions) downloaded and preprocessed, their diffusion maps made, where missing."""
+    from aebench.stages import diffmap, download, preprocess
 
     params = load_params(root / "params.yaml")
     runs = [k for k, r in params.runs.items() if not selected or k in selected or r.model in selected]
     if selected and not runs:
         raise UserError(f"--runs {' '.join(selected)} matches none of {', '.join(params.runs)} (a run key or a model)")
-    datasets = {params.runs[k].dataset for k in runs} | {params.evaluate.ood_companion.get(params.runs[k].dataset)
-                                                          for k in runs}
-    for dataset in [d for d in params.datasets if d in datasets]:
+    used = {params.runs[k].dataset for k in runs}
+    for dataset in [d for d in params.datasets if d in used | {params.evaluate.ood_companion.get(u) for u in used}]:
         if not (root / "data" / "processed" / dataset / "validation.json").is_file():
             download.run(dataset, root)
             preprocess.run(dataset, root)
     for dataset in sorted({params.runs[k].dataset for k in runs if needs_diffmap(params, params.runs[k].model)}):
         if not (root / "data" / "diffmap" / dataset / INFO_FILE).is_file():
             diffmap.run(dataset, root)
+    return params, runs
+
+
+def run_workspace(root: Path, selected: list[str] | None, seeds: list[int] | None = None) -> list[str]:
+    """`dvc repro` without DVC: the plan's stage functions in order (`seeds`: only these); the runs."""
+    from aebench.stages import evaluate, report, train
+    from aebench.trackers import open_tracker
+
+    params, runs = prepare(root, selected)
     tracker = open_tracker(root)
     for key in runs:
         run = params.runs[key]
-        for seed in params.seeds_of(key):
+        for seed in [s for s in params.seeds_of(key) if seeds is None or s in seeds]:
             if not (root / "eval" / run.dataset / run.model / f"seed{seed}" / "metrics.json").is_file():
                 train.run(run.dataset, run.model, seed, root, tracker=tracker)
                 evaluate.run(run.dataset, run.model, seed, root, tracker=tracker)
     report.run(root)
     return runs
+
+
+def make_workspace(profile: Path, out: Path, mirror: str | None, smoke: bool = False) -> Path:
+    """`out/<profile>/`, its params.yaml the profile (see `workspace_params`)."""
+    if not profile.is_file():
+        raise UserError(f"{profile}: no such profile file (profiles are profiles/<name>.yaml)")
+    root = out / profile.stem
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(workspace_params(profile, mirror, smoke), sort_keys=False))
+    return root
 
 
 def bundle(roots: list[Path], target: Path) -> Path:
@@ -119,17 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, help="write paper_scale.tgz of the results here")
     args = parser.parse_args(argv)
     setup_logging()
-    roots = []
-    for profile in args.profiles:
-        if not profile.is_file():
-            raise UserError(f"{profile}: no such profile file (profiles are profiles/<name>.yaml)")
-        root = args.out / profile.stem
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "params.yaml").write_text(yaml.safe_dump(workspace_params(profile, args.mirror, args.smoke),
-                                                         sort_keys=False))
+    roots = [make_workspace(profile, args.out, args.mirror, args.smoke) for profile in args.profiles]
+    for root in roots:
         run_workspace(root, args.runs)
-        roots.append(root)
-        print(f"{profile.stem}: {root / 'reports' / 'summary.md'}")
+        print(f"{root.name}: {root / 'reports' / 'summary.md'}")
     if args.bundle:
         print(f"bundle: {bundle(roots, args.bundle)}")
     return 0

@@ -177,7 +177,39 @@ def full_budget_tables(r: dict) -> list[str]:
     return out
 
 
-BLOCKS = {"train-throughput": throughput_tables, "full-budget": full_budget_tables}
+def compile_tables(r: dict) -> list[str]:
+    """Per machine: each claim run's eager s/step and, per compile mode, its s/step, speed-up,
+    warm-up and the first step's largest relative loss difference (or why the mode failed)."""
+    out = []
+    for machine_key, runs in r.get("compile", {}).items():
+        label = r.get("machines", {}).get(machine_key, {}).get("label", machine_key)
+        modes = sorted({m for v in runs.values() for m in v if isinstance(v[m], dict) and m != "eager"})
+        rows, pays, slower, fails = [], [], [], []
+        for key, v in runs.items():
+            row = [key, v["eager"]["sec_per_step"]]
+            for mode in modes:
+                m = v.get(mode)
+                if m is None:
+                    row.append(None)
+                elif "error" in m:
+                    row.append(f"fails: {m['error']}")
+                    fails.append(f"{key} ({mode})")
+                else:
+                    row.append(f"{m['sec_per_step']:.3g} s ({m['speedup']:.2f}x; warm-up {m['warmup_s']:.0f} s; "
+                               f"losses {m['same_losses']:.1g})")
+                    (pays if m["speedup"] >= 1.1 else slower if m["speedup"] < 1.0 else []).append(f"{key} ({mode})")
+            rows.append(row)
+        stamps = sorted({v["recorded"] for v in runs.values()})
+        out += [f"### {label}", "", f"Device: {', '.join(sorted({v['device'] for v in runs.values()}))}. Recorded "
+                f"{stamps[0]} to {stamps[-1]}, commit " + ", ".join(sorted({f"`{v['commit']}`" for v in runs.values()}))
+                + ".", ""]
+        out += table(["run", "eager s/step", *modes], rows)
+        out += [f"- 1.1x or more: {', '.join(pays) or 'none'}", f"- slower than eager: {', '.join(slower) or 'none'}",
+                f"- fails: {', '.join(fails) or 'none'}", ""]
+    return out
+
+
+BLOCKS = {"train-throughput": throughput_tables, "full-budget": full_budget_tables, "compile": compile_tables}
 
 
 def main() -> None:
@@ -236,6 +268,8 @@ def main() -> None:
         out += table(["model", *first], [[m, *t.values()] for m, t in r["eval_suite_seconds"].items()])
     if "full_budget" in r:
         out += ["## The full budgets (profiles/paper-full.yaml)", "", *full_budget_tables(r)]
+    if "compile" in r:
+        out += ["## torch.compile of the claim runs' training steps", "", *compile_tables(r)]
     for name, render in BLOCKS.items():
         write_block(name, render(r))
     path = RESULTS.with_suffix(".md")
