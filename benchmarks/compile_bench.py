@@ -14,7 +14,9 @@ backward, which compiled graphs do not support.
 
 `same_losses`: the largest relative difference between the eager and the compiled model's loss
 terms on the first step, from equal weights, batch and random state. Timing: the first three
-steps (where compilation happens) are the warm-up; then the median of `--steps` steps. Results
+steps (where compilation happens) are the warm-up; then `--steps` rounds of one eager and one
+compiled step, so that the machine's drift weighs on both alike; the speed-up is the ratio of
+the two medians. Results
 go to `benchmarks/results.json` under `compile.<machine>`, one run at a time as it is measured;
 `benchmarks/write_tables.py` renders them (docs/benchmarks.md, "torch.compile").
 """
@@ -59,20 +61,21 @@ def compile_nets(model: torch.nn.Module, mode: str) -> int:
     return len(nets)
 
 
-def timed(run: RunStep, steps: int) -> tuple[dict, float, float]:
-    """(the first step's loss terms, warm-up seconds, median seconds per step after it)."""
+def first_steps(run: RunStep) -> tuple[dict, float]:
+    """The first step's loss terms (from a fixed random state) and the seconds of the first
+    `WARMUP_STEPS` steps, where a compiled model compiles."""
     torch.manual_seed(1)
     t0 = time.perf_counter()
     first = {k: float(v) for k, v in run.step(0).items()}
     for i in range(1, WARMUP_STEPS):
         run.step(i)
-    warmup = time.perf_counter() - t0
-    times = []
-    for i in range(steps):
-        t0 = time.perf_counter()
-        run.step(WARMUP_STEPS + i)
-        times.append(time.perf_counter() - t0)
-    return first, warmup, statistics.median(times)
+    return first, time.perf_counter() - t0
+
+
+def step_time(run: RunStep, i: int) -> float:
+    t0 = time.perf_counter()
+    run.step(i)
+    return time.perf_counter() - t0
 
 
 def largest_difference(a: dict, b: dict) -> float:
@@ -80,23 +83,32 @@ def largest_difference(a: dict, b: dict) -> float:
 
 
 def measure(root: Path, params, key: str, steps: int) -> dict:
-    eager = prepare_run(root, params, key, WARMUP_STEPS + steps)
-    losses, warmup, seconds = timed(eager, steps)
+    """Eager and each mode's steps timed in turn, one of each per round, so a machine's drift
+    (another job, a clock change) weighs on both sides alike."""
+    eager = prepare_run(root, params, key, WARMUP_STEPS + 3 * steps)  # two modes' rounds, or eager alone
+    losses, warmup = first_steps(eager)
     device = eager.device
-    out = {"eager": {"sec_per_step": round(seconds, 5), "warmup_s": round(warmup, 2)},
+    out = {"eager": {"warmup_s": round(warmup, 2)},
            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
-    del eager
+    done, eager_times = WARMUP_STEPS, []
     for mode in modes(device):
         torch._dynamo.reset()
         run = prepare_run(root, params, key, WARMUP_STEPS + steps)
         nets = compile_nets(run.model, mode)
         try:
-            compiled, warmup, per_step = timed(run, steps)
+            compiled, warmup = first_steps(run)
+            pairs = [(step_time(eager, done + i), step_time(run, WARMUP_STEPS + i)) for i in range(steps)]
         except Exception as exc:  # a mode this model's step cannot take is a result, not a crash
             out[mode] = {"error": (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]}
             continue
-        out[mode] = {"sec_per_step": round(per_step, 5), "warmup_s": round(warmup, 2), "nets": nets,
-                     "speedup": round(seconds / per_step, 3), "same_losses": largest_difference(losses, compiled)}
+        done += steps
+        eager_times += [e for e, _ in pairs]
+        mine, theirs = statistics.median(c for _, c in pairs), statistics.median(e for e, _ in pairs)
+        out[mode] = {"sec_per_step": round(mine, 5), "warmup_s": round(warmup, 2), "nets": nets,
+                     "speedup": round(theirs / mine, 3), "same_losses": largest_difference(losses, compiled)}
+    if not eager_times:  # every mode failed: eager alone
+        eager_times = [step_time(eager, done + i) for i in range(steps)]
+    out["eager"]["sec_per_step"] = round(statistics.median(eager_times), 5)
     return out
 
 
