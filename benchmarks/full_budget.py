@@ -6,7 +6,9 @@ steps its budget plans, and the hours that makes over its seeds.
 
 `--workspace` is a folder holding `data/processed/<dataset>/` (and `data/diffmap/` for DVAE) of
 the profile's datasets: the paper profile's worktree, or a `benchmarks/paper_scale.py`
-workspace on a machine with a GPU. Each run's step is timed after one warm-up step, with the
+workspace on a machine with a GPU. Each run's step is the trainer's own
+(`aebench.training.training_step`: the joint probe's step included where a run trains one, a
+fresh batch drawn where it trains on fresh data), timed after one warm-up step, with the
 trainer's precision (`train.precision: auto`) and channels-last layout. Results go to
 `benchmarks/results.json` under `full_budget.<machine>`; `benchmarks/write_tables.py` renders
 them (docs/benchmarks.md, "The full budgets"). Budgets that stop on a patience (GWAE) count
@@ -33,8 +35,9 @@ from aebench.data.registry import FRESH  # noqa: E402
 from aebench.models import build_model  # noqa: E402
 from aebench.models.base import DataInfo  # noqa: E402
 from aebench.plan import load_params, resolve_model  # noqa: E402
-from aebench.precision import autocast, resolve  # noqa: E402
-from aebench.training import epoch_batches, memory_format, resolve_device, split_tensors, steps_per_epoch  # noqa: E402
+from aebench.precision import resolve  # noqa: E402
+from aebench.training import (epoch_batches, joint_probe, memory_format, resolve_device, split_tensors,  # noqa: E402
+                               steps_per_epoch, training_step)
 
 PROFILE = REPO / "profiles" / "paper-full.yaml"
 
@@ -51,12 +54,12 @@ class RunStep:
     device: torch.device
     steps_per_epoch: int
     train_rows: int
+    probe: tuple = (None, None)  # `train.joint_probe`'s head and its optimiser, stepped with the model
 
     def step(self, i: int) -> dict:
-        """One training step (its batch drawn inside it, as training draws it), finished on the device."""
-        batch = next(self.batches)
-        with autocast(self.dtype, self.device):
-            terms = self.model.train_step(batch, self.optimizers, i)
+        """One training step as the trainer takes it (its batch drawn inside it, the joint probe's
+        step included), finished on the device."""
+        terms = training_step(self.model, next(self.batches), self.optimizers, i, self.dtype, *self.probe)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return terms
@@ -79,7 +82,7 @@ def prepare_run(root: Path, params, key: str, max_steps: int, seed: int = 0) -> 
     generator = torch.Generator().manual_seed(seed)
     batches = (batch for _ in range(max_steps) for batch in epoch_batches(model, data, cfg, generator, fresh))
     return RunStep(model, model.optimizers(cfg.lr), batches, resolve(cfg.precision, device), device,
-                   steps_per_epoch(len(split), cfg), len(split))
+                   steps_per_epoch(len(split), cfg), len(split), joint_probe(model, data, cfg, parallel=False))
 
 
 def step_seconds(root: Path, params, key: str, steps: int) -> tuple[float, int, int]:

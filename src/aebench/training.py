@@ -208,6 +208,16 @@ def run_fingerprint(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def training_step(model: AutoEncoderBase, batch: Batch, optimizers: list, step: int, dtype: torch.dtype,
+                  probe: JointProbe | None = None, probe_optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """One training step, the joint probe's included: the loss terms, as tensors on the device."""
+    with autocast(dtype, batch["x"].device):  # the whole step: models with critics call backward themselves
+        terms = model.train_step(batch, optimizers, step)
+        if probe is not None:
+            terms = {**terms, **probe.step(model, batch, probe_optimizer)}
+    return terms
+
+
 FreshFn = Callable[[int, torch.Generator, tuple[int, ...], torch.device], Batch]
 
 
@@ -314,10 +324,7 @@ def train(model: AutoEncoderBase, train_data: Batch, val_data: Batch, cfg: Train
         for batch in epoch_batches(model, train_data, cfg, shuffle, fresh):
             if parallel:
                 batch = distributed.shard(batch)
-            with autocast(dtype, device):  # the whole step: models with critics call backward themselves
-                terms = model.train_step(batch, optimizers, step)
-                if probe is not None:
-                    terms = {**terms, **probe.step(model, batch, probe_optimizer)}
+            terms = training_step(model, batch, optimizers, step, dtype, probe, probe_optimizer)
             if read_every == 1:
                 read(terms, step, step, epoch)
             else:  # summed where they were computed: no wait for the device
