@@ -57,11 +57,12 @@ def measure(claim, dataset: str, epochs: list[int], steps_per_epoch: int | None,
             t0 = time.perf_counter()
             train.run(dataset, model, 0, root)
             metrics[(dataset, model)] = evaluate.run(dataset, model, 0, root)
-            run = json.loads((root / "models" / dataset / model / "run.json").read_text())
+            run = json.loads((root / "models" / dataset / model / "seed0" / "run.json").read_text())
             budgets[(dataset, model)] = Budget.from_run(run)
             print(f"{claim.id} {dataset} {model} at {e} epochs: {time.perf_counter() - t0:.0f} s", flush=True)
         traits, n_classes = read_traits(root / "data" / "processed" / dataset, has_ood_companion=True)
-        run_data = RunData([dataset], models, metrics, {dataset: n_classes}, {dataset: traits}, budgets)
+        seed_metrics = {key: {0: value} for key, value in metrics.items()}  # one seed per budget
+        run_data = RunData([dataset], models, seed_metrics, {dataset: n_classes}, {dataset: traits}, budgets)
         row = evaluate_on(claim, dataset, run_data)
         points.append({
             "epochs": e, "status": row.status,
