@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 import math
 
 import pytest
@@ -378,6 +379,21 @@ def test_explanations_render_their_numbers_from_the_row(tmp_path):
     low, high = row.checks[0].difference.low, row.checks[0].difference.high
     assert row.explanation == (f"a 0.850 ± 0.050 over 3 seeds vs b 0.500; other 0.700; difference from "
                                f"{low:.3f} to {high:.3f}; 300 steps; paper 0.980; curve 0.0352; absent —")
+
+
+def test_explanation_sources_come_from_the_claims_files_checkout(tmp_path):
+    """A re-rendered profile report reads the budget curves committed beside the claims text in
+    use, not the older copies in the profile's worktree."""
+    from aebench.report.collect import sources_root
+    from aebench.report.claims import CLAIMS_FILE
+
+    assert sources_root(CLAIMS_FILE) == Path(__file__).resolve().parents[1]
+    (tmp_path / "checkout" / "src").mkdir(parents=True)
+    (tmp_path / "checkout" / "pyproject.toml").write_text("")
+    (tmp_path / "checkout" / "src" / "claims.yaml").write_text("claims: []")
+    assert sources_root(tmp_path / "checkout" / "src" / "claims.yaml") == (tmp_path / "checkout").resolve()
+    (tmp_path / "loose.yaml").write_text("claims: []")
+    assert sources_root(tmp_path / "loose.yaml") is None
 
 
 def test_no_typed_number_in_the_packaged_explanations():

@@ -337,6 +337,15 @@ def read_dataset(root: Path, dataset: str, models: list[str], has_ood_companion:
     )
 
 
+def sources_root(claims_file: Path) -> Path | None:
+    """The checkout a claims file belongs to (the folder above it holding pyproject.toml), None
+    outside one. Its explanations' `sources` (budget curves) are committed beside it, so they are
+    read from the same commit as the text that cites them, also when a profile's report is
+    re-rendered with newer report code (`aebench profile <name> --report-only`)."""
+    return next((folder for folder in Path(claims_file).resolve().parents if (folder / "pyproject.toml").is_file()),
+                None)
+
+
 def collect(root: Path, claims_path: Path | None = None) -> Report:
     """Read everything the report shows and check the claims; missing inputs never raise."""
     root = Path(root)
@@ -351,6 +360,6 @@ def collect(root: Path, claims_path: Path | None = None) -> Report:
         n_classes={ds.name: ds.n_classes for ds in results},
         traits={ds.name: ds.traits for ds in results},
         budgets={(ds.name, r.name): claims_mod.Budget.from_run(r.run) for ds in results for r in ds.models},
-        root=root,
+        root=sources_root(claims_path or claims_mod.CLAIMS_FILE) or root,
     )
     return Report(results, environment(root, plan.params_text), claims_mod.evaluate_claims(claims, run_data))
