@@ -14,7 +14,8 @@ from aebench.metrics.representation import knn_acc
 from aebench.models import build_model, checkpoint_payload, load_checkpoint
 from aebench.models.acn import (PriorNetwork, chain_coding_cost, mixture_log_prob, nearest_codes,
                                 nearest_neighbour_chain)
-from aebench.models.acn.eval import claim_suite, daydream_suite
+from aebench.models.acn.eval import daydream_suite
+from aebench.models.coding_cost import claim_suite
 from aebench.models.base import DataInfo
 
 INFO = DataInfo((1, 8, 8), "image", 10, 120)
@@ -218,7 +219,8 @@ from pathlib import Path
 from aebench import distributed
 from aebench.config import TrainConfig
 from aebench.models import build_model
-from aebench.models.acn.eval import claim_suite, daydream_suite
+from aebench.models.acn.eval import daydream_suite
+from aebench.models.coding_cost import claim_suite
 from aebench.models.base import DataInfo
 from aebench.training import train
 

@@ -158,6 +158,10 @@ def test_editing_one_model_reruns_only_its_runs(tmp_path):
     dvae.write_text(dvae.read_text().replace('"""', '"""Edited. ', 1))
     assert _changed(root, env) == {"train-loop-dvae@3", "train-loop-dvae@4", "evaluate-loop-dvae@3",
                                    "evaluate-loop-dvae@4", "report"}
+    acn = models / "acn" / "model.py"  # the VAE shares ACN's claim suite, not ACN's code
+    acn.write_text(acn.read_text().replace('"""', '"""Edited. ', 1))
+    assert _changed(root, env) == {"train-loop-dvae@3", "train-loop-dvae@4", "evaluate-loop-dvae@3",
+                                   "evaluate-loop-dvae@4", "report"}
 
 
 def test_a_runs_code_is_its_model_and_what_that_imports():
@@ -168,3 +172,20 @@ def test_a_runs_code_is_its_model_and_what_that_imports():
     assert "src/aebench/models/dvae" in dvae and "src/aebench/data/embedding.py" in dvae
     assert not any(p.endswith(("/errors.py", "/io.py", "/paths.py")) for p in vae + dvae)  # plumbing
     assert "src/aebench/models/vae.py" not in dvae
+
+
+def test_no_models_runs_depend_on_another_models_code():
+    """What two models share lives in a module of its own (`coding_cost`, `pixelcnn`, ...), so
+    editing one model's file or package never reruns another model's runs."""
+    from aebench.models import known_types, model_class
+    from aebench.plan import model_sources
+
+    def own(model_type: str) -> str:
+        parts = model_class(model_type).__module__.split(".")
+        return "src/" + "/".join(parts[:3]) + ("" if len(parts) > 3 else ".py")
+
+    owners = {t: own(t) for t in known_types()}
+    assert owners["acn"] == "src/aebench/models/acn" and owners["vae"] == "src/aebench/models/vae.py"
+    shared = {t: sorted(owners[o] for o in owners if owners[o] != owners[t] and owners[o] in model_sources(t))
+              for t in owners}
+    assert {t: s for t, s in shared.items() if s} == {}

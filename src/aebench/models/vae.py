@@ -9,7 +9,7 @@ see them (`pixelcnn.DecoderConfig`): the binarised data of the ACN paper, on whi
 Bernoulli nats are a true likelihood, the same under both decoders and the same as `acn`'s.
 Loss per datum: NLL(x | z) + beta * KL(q || p), averaged over the batch. `neg_elbo`
 reports the beta = 1 bound in nats with one posterior sample, as is usual. The VAE is the
-baseline of ACN's claim and reports its metrics (`aebench.models.acn.eval.claim_suite`):
+baseline of ACN's claim and reports its metrics (`aebench.models.coding_cost.claim_suite`):
 `coding_cost_nats`, the mean KL(q || p), is what it costs to transmit the codes.
 """
 
@@ -20,8 +20,8 @@ import torch
 from pydantic import Field
 
 from aebench.models import register
-from aebench.models.acn.eval import CLAIM_METRICS
 from aebench.models.base import AutoEncoderBase, DataInfo, binarize
+from aebench.models.coding_cost import CLAIM_METRICS
 from aebench.models.pixelcnn import DecoderConfig, make_decoder
 
 

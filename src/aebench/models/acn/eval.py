@@ -1,16 +1,5 @@
-"""ACN's evaluation: the paper's claim metrics and the daydream figure.
-
-The claim (Graves, Menick & van den Oord 2018): ACN's codes are cheap to send and stay
-informative under an autoregressive decoder, where a VAE's codes collapse. `claim_suite`
-measures it for ACN and for the VAE it is set against (both declare it: `CLAIM_METRICS`):
-- `coding_cost_nats`: what sending the test codes costs per datum (ACN: the KL along the
-  nearest-neighbour chain; VAE: KL(q || N(0, I))), `coding_cost_recon_nats` the
-  reconstruction term beside it and `coding_cost_total_nats` their sum;
-- `knn_acc_sampled`: k-NN accuracy on codes drawn from the posterior rather than its mean,
-  which falls to chance when the posterior collapses even where the means still cluster
-  (the evaluator's `knn_acc` on the means stands beside it).
-A model taking part provides `claim_costs(ctx) -> (coding, reconstruction, total)` and
-`sampled_codes(ctx) -> (train codes, test codes)`; the suite seeds torch for both.
+"""ACN's own evaluation: the daydream figure, beside the coding-cost claim it shares with the
+VAE it is set against (`aebench.models.coding_cost`).
 """
 
 from __future__ import annotations
@@ -18,30 +7,8 @@ from __future__ import annotations
 import torch
 
 from aebench import figures
-from aebench.metrics.representation import knn_acc
 from aebench.models.base import OwnMetrics
-
-CLAIM_DIRECTIONS: dict[str, str] = {
-    "coding_cost_nats": "min",
-    "coding_cost_recon_nats": "min",
-    "coding_cost_total_nats": "min",
-    "knn_acc_sampled": "max",
-}
-CLAIM_KEY_METRICS = ("coding_cost_nats",)
-
-
-@torch.no_grad()
-def claim_suite(ctx) -> dict[str, float]:
-    """The claim metrics of `ctx.model` (module docs); knn_acc_sampled only with labels."""
-    model = ctx.model
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ctx.seed)
-        coding, recon, total = model.claim_costs(ctx)
-        out = {"coding_cost_nats": coding, "coding_cost_recon_nats": recon, "coding_cost_total_nats": total}
-        if ctx.has_labels:
-            z_train, z_test = model.sampled_codes(ctx)
-            out["knn_acc_sampled"] = knn_acc(z_train, ctx.train.label, z_test, ctx.test.label, k=ctx.k)
-    return out
+from aebench.models.coding_cost import CLAIM_DIRECTIONS, CLAIM_KEY_METRICS, claim_suite
 
 
 @torch.no_grad()
@@ -63,6 +30,5 @@ def daydream_suite(ctx) -> dict[str, float]:
     return {}
 
 
-# What a model taking part in the claim declares (`own_metrics`); ACN adds its daydream figure.
-CLAIM_METRICS = OwnMetrics(suites=(claim_suite,), directions=CLAIM_DIRECTIONS, key=CLAIM_KEY_METRICS)
+# The coding-cost claim's suite and ACN's daydream figure (`ACN.own_metrics`).
 ACN_METRICS = OwnMetrics(suites=(claim_suite, daydream_suite), directions=CLAIM_DIRECTIONS, key=CLAIM_KEY_METRICS)

@@ -39,7 +39,7 @@ metrics and the daydream figure), and why each choice:
 Every constant is a config field. K = 5 follows both public reimplementations (not confirmed
 in the paper text available to us); the number of mixture components (10) is likewise ours.
 Codes are 16-dimensional by default (`latent_dim`, shared with the other models).
-`knn_acc_sampled` (`eval.claim_suite`) is how the benchmark checks the paper's claim that
+`knn_acc_sampled` (`coding_cost.claim_suite`) is how the benchmark checks the paper's claim that
 codes stay informative: k-NN on posterior means cannot see a collapse. That k-NN on the
 posterior means (the codes c) is the evaluator's `knn_acc`, on the same train rows and k, so
 the two stand side by side in every ACN and VAE run.
@@ -232,7 +232,7 @@ class ACN(AutoEncoderBase):
 
     @torch.no_grad()
     def claim_costs(self, ctx) -> tuple[float, float, float]:
-        """(coding, reconstruction, total) nats per datum for `acn.eval.claim_suite`: the chain KL
+        """(coding, reconstruction, total) nats per datum for `coding_cost.claim_suite`: the chain KL
         over the whole test split (`coding_cost`), -log r(x | z) for one z ~ q per datum (drawn
         from the torch seed the suite sets), and their sum."""
         codes = torch.as_tensor(ctx.z_test, dtype=torch.float32, device=self.device)
