@@ -12,6 +12,7 @@ import yaml
 from aebench.plan import load_params
 from aebench.errors import UserError
 from aebench.profiles import collect, profile_params, profile_path
+from aebench.report.time_use import render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,8 +47,8 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     (tree / "eval" / "mnist" / "vae" / "seed0" / "plots").mkdir(parents=True)
     (tree / "models" / "mnist" / "vae" / "seed0").mkdir(parents=True)
     (tree / "eval" / "mnist" / "vae" / "seed0" / "plots" / "roc.png").write_bytes(b"png")
-    (tree / "eval" / "mnist" / "vae" / "seed0" / "metrics.json").write_text('{"knn_acc": 0.9}')
-    (tree / "models" / "mnist" / "vae" / "seed0" / "run.json").write_text('{"steps": 10}')
+    (tree / "eval" / "mnist" / "vae" / "seed0" / "metrics.json").write_text('{"knn_acc": 0.9, "eval_seconds": 2.5}')
+    (tree / "models" / "mnist" / "vae" / "seed0" / "run.json").write_text('{"steps": 10, "train_seconds": 4.0}')
     (tree / "models" / "mnist" / "vae" / "seed0" / "checkpoint.pt").write_bytes(b"big")
     (tree / "reports" / "figures").mkdir()
     (tree / "reports" / "figures" / "curves.png").write_bytes(b"png")
@@ -68,7 +69,7 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == ["claims.json", "claims.md", "eval/mnist/vae/seed0/metrics.json", "eval/mnist/vae/seed0/plots/roc.png",
                      "figures/curves.png", "models/mnist/vae/seed0/run.json", "params.yaml", "provenance.json",
-                     "summary.md"]
+                     "summary.md", "time.md"]
     assert (out / "summary.md").read_text().startswith("![roc](eval/mnist/vae/seed0/plots/roc.png)")
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["wall_seconds"] == 5.0 and len(provenance["commit"]) == 40
@@ -78,6 +79,18 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     provenance = json.loads((out / "provenance.json").read_text())
     assert [r["wall_seconds"] for r in provenance["runs"]] == [12.3, 5.0] and provenance["wall_seconds"] == 5.0
     assert provenance["report"]["commit"] == "abc1234"
+    time_md = (out / "time.md").read_text()  # rewritten with every collect, from what it copied
+    assert "17 s of wall time; training 4 s (23%), evaluation 2 s (14%)" in time_md
+    assert "| mnist-vae | 1 | 4 | 2 | 6 |" in time_md
+
+
+def test_time_md_adds_the_suites_a_caller_read_from_logs():
+    runs = {("mnist", "vae"): {"seeds": 2, "train": 10.0, "evaluate": 6.0}}
+    text = render("paper", runs, {"runs": [{"wall_seconds": 20.0, "machine": "m"}]},
+                  {"topology": {"mnist-vae": 3.0, "mnist-acn": 1.0}, "figures": {"mnist-vae": 0.5}})
+    assert "| mnist-vae | 2 | 10 | 6 | 8 |" in text
+    assert text.index("| topology | 4 | mnist-vae 3, mnist-acn 1 |") < text.index("| figures | 0 | mnist-vae 0 |")
+    assert "Evaluation suites" not in render("paper", runs, {})
 
 
 def test_paper_profile_carries_the_papers_settings():

@@ -41,6 +41,7 @@ from aebench import machine
 from aebench.errors import UserError
 from aebench.io import write_json_atomic, write_text_atomic
 from aebench.plan import load_params
+from aebench.report import time_use
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_
             "%Y-%m-%d %H:%M UTC"), "note": "the report (claims, their explanations, tables) re-rendered from the "
                                           "runs above with the report code of this commit; nothing retrained"}
     write_json_atomic(out / "provenance.json", provenance)
+    time_use.write(out, profile.stem)
 
 
 def _record_run(tree: Path, seconds: float, stages: list[str] | None = None, exit_code: int = 0) -> list[dict]:

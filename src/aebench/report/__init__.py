@@ -4,7 +4,8 @@ Entry point: `build_report(root)` (see `build.py` for what it writes). The modul
 order: `collect` (read the pipeline's outputs), `claims` (+ `claims.yaml`: the papers' claims
 as data), `formatting`, `suites` (which metrics go in which table, which are drawn, which are
 left out), `figures`, `tables`, `html_page`, `markdown`, `dvc_plots` (curves for
-`dvc plots show`), `provenance`, `template` (the page's stylesheet).
+`dvc plots show`), `provenance`, `template` (the page's stylesheet); beside them `time_use`, a profile's
+`time.md` (where its time goes).
 """
 
 from aebench.report.build import build_report
