@@ -75,13 +75,16 @@ def test_collect_copies_summary_links_claims_and_run_records(tmp_path):
     assert provenance["wall_seconds"] == 5.0 and len(provenance["commit"]) == 40
     assert [r["wall_seconds"] for r in provenance["runs"]] == [12.3, 5.0]
     assert {"date", "machine", "gpu"} <= set(provenance) and "report" not in provenance
+    time_md = (out / "time.md").read_text()  # rewritten with every run collected, from what it copied
+    assert "17 s of wall time; training 4 s (23%), evaluation 2 s (14%)" in time_md
+    assert "| mnist-vae | 1 | 4 | 2 | 6 |" in time_md
+    (out / "time.md").write_text(time_md + "| topology | 3 | mnist-vae 3 |\n")  # the suites from the runs' logs
     collect(tree, out, profile, None, report_commit="abc1234")  # a re-rendered report logs no run
     provenance = json.loads((out / "provenance.json").read_text())
     assert [r["wall_seconds"] for r in provenance["runs"]] == [12.3, 5.0] and provenance["wall_seconds"] == 5.0
     assert provenance["report"]["commit"] == "abc1234"
-    time_md = (out / "time.md").read_text()  # rewritten with every collect, from what it copied
-    assert "17 s of wall time; training 4 s (23%), evaluation 2 s (14%)" in time_md
-    assert "| mnist-vae | 1 | 4 | 2 | 6 |" in time_md
+    assert provenance["machine"] == provenance["runs"][-1]["machine"]  # the runs', not the re-rendering machine's
+    assert (out / "time.md").read_text().endswith("| topology | 3 | mnist-vae 3 |\n")  # kept: nothing ran
 
 
 def test_time_md_adds_the_suites_a_caller_read_from_logs():

@@ -124,7 +124,13 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_
             stages: list[str] | None = None) -> None:
     """Copy the small results a reader needs from the worktree into `out`. `seconds` is this
     `dvc repro`'s wall time, logged as a run (with the `stages` it was limited to); None with
-    `report_commit` for a report re-rendered from the same runs (`rerender`), which logs no run."""
+    `report_commit` for a report re-rendered from the same runs (`rerender`), which logs no run
+    and keeps `time.md` and the runs' machine as they were (the runs did not change; `time.md`
+    may hold the suites' seconds that `benchmarks/profile_time.py` read from the runs' logs);
+    the machine that re-rendered is named under `report`."""
+    time_file, old_provenance = out / time_use.TIME_FILE, out / "provenance.json"
+    kept_time = time_file.read_text(encoding="utf-8") if seconds is None and time_file.is_file() else None
+    ran_on = json.loads(old_provenance.read_text()) if seconds is None and old_provenance.is_file() else {}
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -151,17 +157,20 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_
     provenance = {
         "commit": runs[-1]["commit"],
         "date": runs[-1]["date"],
-        "machine": machine.label(info),
-        "gpu": info["gpu"],
+        "machine": ran_on.get("machine", runs[-1].get("machine", machine.label(info))),  # where the runs ran
+        "gpu": ran_on.get("gpu", info["gpu"]),
         "wall_seconds": runs[-1]["wall_seconds"],
         "runs": runs,  # every `dvc repro` of this worktree: a resumed run reruns only what changed
     }
     if report_commit:
         provenance["report"] = {"commit": report_commit, "date": datetime.now(timezone.utc).strftime(
-            "%Y-%m-%d %H:%M UTC"), "note": "the report (claims, their explanations, tables) re-rendered from the "
+            "%Y-%m-%d %H:%M UTC"), "machine": machine.label(info), "note": "the report (claims, their explanations, tables) re-rendered from the "
                                           "runs above with the report code of this commit; nothing retrained"}
     write_json_atomic(out / "provenance.json", provenance)
-    time_use.write(out, profile.stem)
+    if kept_time is None:
+        time_use.write(out, profile.stem)
+    else:
+        write_text_atomic(time_file, kept_time)
 
 
 def _record_run(tree: Path, seconds: float, stages: list[str] | None = None, exit_code: int = 0) -> list[dict]:
