@@ -26,9 +26,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def scratch_root(tree: Path, base: Path, runs: list[str], epochs: int, steps_per_epoch: int | None) -> Path:
+def scratch_root(tree: Path, base: Path, runs: list[str], epochs: int, steps_per_epoch: int | None,
+                 precision: str | None = None) -> Path:
     """A root sharing the worktree's data, whose params give `runs` `epochs` epochs (of at
-    most `steps_per_epoch` steps, when given)."""
+    most `steps_per_epoch` steps, when given; in `precision`, when given)."""
     root = base / f"epochs-{epochs}"
     root.mkdir(parents=True, exist_ok=True)
     if not (root / "data").exists():
@@ -39,18 +40,21 @@ def scratch_root(tree: Path, base: Path, runs: list[str], epochs: int, steps_per
         train.update(epochs=epochs, patience=epochs)
         if steps_per_epoch:
             train["max_steps_per_epoch"] = steps_per_epoch
+        if precision:
+            train["precision"] = precision
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
 
 
-def measure(claim, dataset: str, epochs: list[int], steps_per_epoch: int | None, tree: Path, base: Path) -> list[dict]:
+def measure(claim, dataset: str, epochs: list[int], steps_per_epoch: int | None, tree: Path, base: Path,
+            precision: str | None = None) -> list[dict]:
     from aebench.stages import evaluate, train
     from aebench.report.claims import Budget, RunData, evaluate_on, read_traits
 
     models = claim.models
     points = []
     for e in epochs:
-        root = scratch_root(tree, base, [f"{dataset}-{m}" for m in models], e, steps_per_epoch)
+        root = scratch_root(tree, base, [f"{dataset}-{m}" for m in models], e, steps_per_epoch, precision)
         os.environ["AEBENCH_ROOT"] = str(root)
         metrics, budgets = {}, {}
         for model in models:
@@ -73,7 +77,8 @@ def measure(claim, dataset: str, epochs: list[int], steps_per_epoch: int | None,
     return points
 
 
-def write(claim, dataset: str, points: list[dict], out: Path) -> None:
+def write(claim, dataset: str, points: list[dict], out: Path, measured: dict | None = None) -> None:
+    """The curve's JSON (its points and `measured`: machine, precision, date), table and figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,11 +86,14 @@ def write(claim, dataset: str, points: list[dict], out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{claim.id}-{dataset}"
-    stem.with_suffix(".json").write_text(json.dumps({"claim": claim.id, "dataset": dataset, "points": points},
-                                                    indent=2) + "\n")
-    lines = [f"# {claim.id} on {dataset}: checks by training budget", "",
-             "| epochs | samples seen | status | " + " | ".join(c.metric for c in claim.checks) + " |",
-             "| --- | --- | --- | " + " | ".join("---" for _ in claim.checks) + " |"]
+    stem.with_suffix(".json").write_text(json.dumps({"claim": claim.id, "dataset": dataset, "points": points,
+                                                     **({"measured": measured} if measured else {})}, indent=2) + "\n")
+    lines = [f"# {claim.id} on {dataset}: checks by training budget", ""]
+    if measured:
+        lines += [f"One seed per budget, trained on {measured['machine']} in {measured['precision']} "
+                  f"({measured['date']}).", ""]
+    lines += ["| epochs | samples seen | status | " + " | ".join(c.metric for c in claim.checks) + " |",
+              "| --- | --- | --- | " + " | ".join("---" for _ in claim.checks) + " |"]
     for p in points:
         seen = ", ".join(f"{m} {n:,}" for m, n in p["samples_seen"].items() if n is not None)
         lines.append(f"| {p['epochs']} | {seen} | {p['status']} | " + " | ".join(c["text"] for c in p["checks"]) + " |")
@@ -114,6 +122,9 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, default=None,
                         help="cap every compared run's epochs at this many steps (equal budgets in steps)")
     parser.add_argument("--profile", default="paper")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"],
+                        help="train every budget in this arithmetic (default: the profile's), e.g. fp32 to match "
+                             "runs made on a CPU without native bf16")
     parser.add_argument("--replot", action="store_true", help="rewrite the table and figure from the saved JSON")
     args = parser.parse_args()
     tree = REPO / ".profiles" / args.profile
@@ -129,12 +140,22 @@ def main() -> None:
         sys.exit(f"no claim {args.claim!r} in claims.yaml")
     out = REPO / "results" / f"{args.profile}-budgets"
     if args.replot:
-        points = json.loads((out / f"{args.claim}-{args.dataset}.json").read_text())["points"]
-        write(claim, args.dataset, points, out)
+        saved = json.loads((out / f"{args.claim}-{args.dataset}.json").read_text())
+        write(claim, args.dataset, saved["points"], out, saved.get("measured"))
         return
     base = tree.parent / f"{args.profile}-budgets" / f"{args.claim}-{args.dataset}"
-    points = measure(claim, args.dataset, args.epochs, args.steps_per_epoch, tree, base)
-    write(claim, args.dataset, points, out)
+    import torch
+
+    from aebench import machine
+    from aebench.plan import load_params
+    from aebench.precision import resolve
+
+    dtype = resolve(args.precision or load_params(tree / "params.yaml").train.precision,
+                    "cuda" if torch.cuda.is_available() else "cpu")
+    measured = {"machine": machine.label(), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
+                "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    points = measure(claim, args.dataset, args.epochs, args.steps_per_epoch, tree, base, args.precision)
+    write(claim, args.dataset, points, out, measured)
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -153,3 +153,31 @@ def test_the_docs_tables_are_rendered_from_results_json(monkeypatch):
                 f"{name}: run `.venv/bin/python benchmarks/write_tables.py`"
     finally:
         sys.modules.pop("common", None)
+
+
+def test_claim_budgets_scratch_params_and_a_curve_that_names_its_machine(tmp_path):
+    """A budget's scratch root trains the compared runs for its epochs (no early stop) in the
+    arithmetic asked for; the curve's files name the machine and arithmetic it came from."""
+    import yaml
+
+    from aebench.report.claims import load_claims
+
+    budgets = load("claim_budgets")
+    tree = tmp_path / "tree"
+    (tree / "data").mkdir(parents=True)
+    (tree / "params.yaml").write_text(yaml.safe_dump({"runs": {"lines-acai": {"dataset": "lines", "model": "acai"},
+                                                              "lines-vae": {"dataset": "lines", "model": "vae"}}}))
+    root = budgets.scratch_root(tree, tmp_path / "base", ["lines-acai"], 8, None, "fp32")
+    runs = yaml.safe_load((root / "params.yaml").read_text())["runs"]
+    assert runs["lines-acai"]["train"] == {"epochs": 8, "patience": 8, "precision": "fp32"}
+    assert "train" not in runs["lines-vae"] and (root / "data").resolve() == (tree / "data").resolve()
+    claim = next(c for c in load_claims() if c.id == "acai-interpolation")
+    points = [{"epochs": e, "status": "not held", "samples_seen": {"acai": 100 * e, "paper_ae": 100 * e},
+               "checks": [{"text": "t", "status": "not held", "left": 0.03 / e, "right": 0.02, "threshold": 0.02}
+                          for _ in claim.checks]} for e in (1, 4)]
+    measured = {"machine": "x86_64, 2 CPU cores, a CPU", "precision": "fp32", "date": "2026-12-07"}
+    budgets.write(claim, "lines", points, tmp_path / "out", measured)
+    saved = json.loads((tmp_path / "out" / "acai-interpolation-lines.json").read_text())
+    assert saved["measured"] == measured and [p["epochs"] for p in saved["points"]] == [1, 4]
+    table = (tmp_path / "out" / "acai-interpolation-lines.md").read_text()
+    assert "trained on x86_64, 2 CPU cores, a CPU in fp32 (2026-12-07)" in table and "| 4 | acai 400" in table
