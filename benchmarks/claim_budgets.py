@@ -8,7 +8,9 @@ budget, a figure and a table.
 It works from the profile's worktree (`.profiles/<profile>/`, made by `aebench profile`): its
 processed data and params, with each compared run's `train.epochs` replaced (and its early
 stopping off) in a scratch root per budget beside it, so the profile's own outputs are not
-touched. Results: `results/<profile>-budgets/<claim>-<dataset>.{json,md,png}`.
+touched. Results: `results/<profile>-budgets/<claim>-<dataset>.{json,md,png}`; a budget already
+on the curve is replaced, the others are kept, so a curve grows by the budgets (or seeds,
+`--seeds 0 1 2`) added to it, each point naming the machine and arithmetic it trained in.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def scratch_root(tree: Path, base: Path, runs: list[str], epochs: int, steps_per
 
 
 def measure(claim, dataset: str, epochs: list[int], steps_per_epoch: int | None, tree: Path, base: Path,
-            precision: str | None = None) -> list[dict]:
+            precision: str | None = None, seeds: tuple[int, ...] = (0,), measured: dict | None = None) -> list[dict]:
+    """One point per budget: each compared model trained and evaluated on every seed of `seeds`,
+    the claim decided over them as the report decides it (one seed: inconclusive)."""
     from aebench.stages import evaluate, train
     from aebench.report.claims import Budget, RunData, evaluate_on, read_traits
 
@@ -56,29 +60,37 @@ def measure(claim, dataset: str, epochs: list[int], steps_per_epoch: int | None,
     for e in epochs:
         root = scratch_root(tree, base, [f"{dataset}-{m}" for m in models], e, steps_per_epoch, precision)
         os.environ["AEBENCH_ROOT"] = str(root)
-        metrics, budgets = {}, {}
+        seed_metrics, budgets = {}, {}
         for model in models:
-            t0 = time.perf_counter()
-            train.run(dataset, model, 0, root)
-            metrics[(dataset, model)] = evaluate.run(dataset, model, 0, root)
-            run = json.loads((root / "models" / dataset / model / "seed0" / "run.json").read_text())
+            for seed in seeds:
+                t0 = time.perf_counter()
+                train.run(dataset, model, seed, root)
+                seed_metrics.setdefault((dataset, model), {})[seed] = evaluate.run(dataset, model, seed, root)
+                print(f"{claim.id} {dataset} {model} seed {seed} at {e} epochs: {time.perf_counter() - t0:.0f} s",
+                      flush=True)
+            run = json.loads((root / "models" / dataset / model / f"seed{seeds[0]}" / "run.json").read_text())
             budgets[(dataset, model)] = Budget.from_run(run)
-            print(f"{claim.id} {dataset} {model} at {e} epochs: {time.perf_counter() - t0:.0f} s", flush=True)
         traits, n_classes = read_traits(root / "data" / "processed" / dataset, has_ood_companion=True)
-        seed_metrics = {key: {0: value} for key, value in metrics.items()}  # one seed per budget
         run_data = RunData([dataset], models, seed_metrics, {dataset: n_classes}, {dataset: traits}, budgets)
         row = evaluate_on(claim, dataset, run_data)
         points.append({
-            "epochs": e, "status": row.status,
+            "epochs": e, "seeds": list(seeds), "status": row.status,
             "samples_seen": {m: (b.samples_seen if (b := budgets[(dataset, m)]) else None) for m in models},
             "checks": [{"text": c.describe(), "status": c.status, "left": c.left.value, "right": c.right.value,
                         "threshold": c.threshold} for c in row.checks],
+            **({"measured": measured} if measured else {}),
         })
     return points
 
 
-def write(claim, dataset: str, points: list[dict], out: Path, measured: dict | None = None) -> None:
-    """The curve's JSON (its points and `measured`: machine, precision, date), table and figure."""
+def merged(saved: list[dict], new: list[dict]) -> list[dict]:
+    """The curve's points by budget: a new point replaces a saved one of the same epochs."""
+    by_epochs = {p["epochs"]: p for p in saved} | {p["epochs"]: p for p in new}
+    return [by_epochs[e] for e in sorted(by_epochs)]
+
+
+def write(claim, dataset: str, points: list[dict], out: Path) -> None:
+    """The curve's JSON, table (with where each point was measured) and figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,17 +98,19 @@ def write(claim, dataset: str, points: list[dict], out: Path, measured: dict | N
 
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{claim.id}-{dataset}"
-    stem.with_suffix(".json").write_text(json.dumps({"claim": claim.id, "dataset": dataset, "points": points,
-                                                     **({"measured": measured} if measured else {})}, indent=2) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps({"claim": claim.id, "dataset": dataset, "points": points},
+                                                    indent=2) + "\n")
     lines = [f"# {claim.id} on {dataset}: checks by training budget", ""]
-    if measured:
-        lines += [f"One seed per budget, trained on {measured['machine']} in {measured['precision']} "
-                  f"({measured['date']}).", ""]
-    lines += ["| epochs | samples seen | status | " + " | ".join(c.metric for c in claim.checks) + " |",
-              "| --- | --- | --- | " + " | ".join("---" for _ in claim.checks) + " |"]
+    for where in {json.dumps(p["measured"], sort_keys=True): p["measured"] for p in points if p.get("measured")}.values():
+        at = ", ".join(str(p["epochs"]) for p in points if p.get("measured") == where)
+        lines += [f"Epochs {at}: trained on {where['machine']} in {where['precision']} ({where['date']}).", ""]
+    lines += ["| epochs | seeds | samples seen | status | " + " | ".join(c.metric for c in claim.checks) + " |",
+              "| --- | --- | --- | --- | " + " | ".join("---" for _ in claim.checks) + " |"]
     for p in points:
         seen = ", ".join(f"{m} {n:,}" for m, n in p["samples_seen"].items() if n is not None)
-        lines.append(f"| {p['epochs']} | {seen} | {p['status']} | " + " | ".join(c["text"] for c in p["checks"]) + " |")
+        seeds = ", ".join(str(s) for s in p.get("seeds", [0]))
+        lines.append(f"| {p['epochs']} | {seeds} | {seen} | {p['status']} | " + " | ".join(c["text"] for c in p["checks"])
+                     + " |")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     fig, axes = plt.subplots(1, len(claim.checks), figsize=(4.2 * len(claim.checks), 3.2), squeeze=False)
     x = [max(n for n in p["samples_seen"].values() if n is not None) for p in points]
@@ -125,6 +139,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16", "auto"],
                         help="train every budget in this arithmetic (default: the profile's), e.g. fp32 to match "
                              "runs made on a CPU without native bf16")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="train every budget on these seeds; the claim is decided over them")
     parser.add_argument("--replot", action="store_true", help="rewrite the table and figure from the saved JSON")
     args = parser.parse_args()
     tree = REPO / ".profiles" / args.profile
@@ -139,9 +155,10 @@ def main() -> None:
     if claim is None:
         sys.exit(f"no claim {args.claim!r} in claims.yaml")
     out = REPO / "results" / f"{args.profile}-budgets"
+    saved_file = out / f"{args.claim}-{args.dataset}.json"
+    saved = json.loads(saved_file.read_text())["points"] if saved_file.is_file() else []
     if args.replot:
-        saved = json.loads((out / f"{args.claim}-{args.dataset}.json").read_text())
-        write(claim, args.dataset, saved["points"], out, saved.get("measured"))
+        write(claim, args.dataset, saved, out)
         return
     base = tree.parent / f"{args.profile}-budgets" / f"{args.claim}-{args.dataset}"
     import torch
@@ -154,8 +171,9 @@ def main() -> None:
                     "cuda" if torch.cuda.is_available() else "cpu")
     measured = {"machine": machine.label(), "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
                 "date": time.strftime("%Y-%m-%d", time.gmtime())}
-    points = measure(claim, args.dataset, args.epochs, args.steps_per_epoch, tree, base, args.precision)
-    write(claim, args.dataset, points, out, measured)
+    points = measure(claim, args.dataset, args.epochs, args.steps_per_epoch, tree, base, args.precision,
+                     tuple(args.seeds), measured)
+    write(claim, args.dataset, merged(saved, points), out)
     shutil.rmtree(base, ignore_errors=True)
 
 

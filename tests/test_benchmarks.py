@@ -172,12 +172,19 @@ def test_claim_budgets_scratch_params_and_a_curve_that_names_its_machine(tmp_pat
     assert runs["lines-acai"]["train"] == {"epochs": 8, "patience": 8, "precision": "fp32"}
     assert "train" not in runs["lines-vae"] and (root / "data").resolve() == (tree / "data").resolve()
     claim = next(c for c in load_claims() if c.id == "acai-interpolation")
-    points = [{"epochs": e, "status": "not held", "samples_seen": {"acai": 100 * e, "paper_ae": 100 * e},
-               "checks": [{"text": "t", "status": "not held", "left": 0.03 / e, "right": 0.02, "threshold": 0.02}
-                          for _ in claim.checks]} for e in (1, 4)]
     measured = {"machine": "x86_64, 2 CPU cores, a CPU", "precision": "fp32", "date": "2026-12-07"}
-    budgets.write(claim, "lines", points, tmp_path / "out", measured)
-    saved = json.loads((tmp_path / "out" / "acai-interpolation-lines.json").read_text())
-    assert saved["measured"] == measured and [p["epochs"] for p in saved["points"]] == [1, 4]
+
+    def point(epochs: int, seeds: list[int], where: dict | None = None) -> dict:
+        return {"epochs": epochs, "seeds": seeds, "status": "not held",
+                "samples_seen": {"acai": 100 * epochs, "paper_ae": 100 * epochs},
+                "checks": [{"text": "t", "status": "not held", "left": 0.03 / epochs, "right": 0.02,
+                            "threshold": 0.02} for _ in claim.checks], **({"measured": where} if where else {})}
+
+    saved = [point(1, [0]), point(4, [0], measured)]
+    points = budgets.merged(saved, [point(4, [0, 1, 2], measured), point(16, [0, 1, 2], measured)])
+    assert [(p["epochs"], p["seeds"]) for p in points] == [(1, [0]), (4, [0, 1, 2]), (16, [0, 1, 2])]
+    budgets.write(claim, "lines", points, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "acai-interpolation-lines.json").read_text())["points"] == points
     table = (tmp_path / "out" / "acai-interpolation-lines.md").read_text()
-    assert "trained on x86_64, 2 CPU cores, a CPU in fp32 (2026-12-07)" in table and "| 4 | acai 400" in table
+    assert "Epochs 4, 16: trained on x86_64, 2 CPU cores, a CPU in fp32 (2026-12-07)." in table
+    assert "| 4 | 0, 1, 2 | acai 400" in table and "| 1 | 0 | acai 100" in table

@@ -163,9 +163,10 @@ def collect(tree: Path, out: Path, profile: Path, seconds: float | None, report_
         "runs": runs,  # every `dvc repro` of this worktree: a resumed run reruns only what changed
     }
     if report_commit:
-        provenance["report"] = {"commit": report_commit, "date": datetime.now(timezone.utc).strftime(
-            "%Y-%m-%d %H:%M UTC"), "machine": machine.label(info), "note": "the report (claims, their explanations, tables) re-rendered from the "
-                                          "runs above with the report code of this commit; nothing retrained"}
+        provenance["report"] = {
+            "commit": report_commit, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine.label(info), "note": "the report (claims, their explanations, tables) re-rendered "
+                                                    "from the runs above with the report code of this commit; nothing retrained"}
     write_json_atomic(out / "provenance.json", provenance)
     if kept_time is None:
         time_use.write(out, profile.stem)
